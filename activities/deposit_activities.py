@@ -1,0 +1,175 @@
+"""The deposit's activities: create at Xprizo, check its status, poll, record the outcome.
+
+Retry classes: Xprizo's transient errors (5xx, 429, timeouts, lost connections) are
+raised so Temporal retries them; a final refusal is an answer, returned, not raised;
+a request that can never succeed raises the non-retryable ``InvalidDepositRequest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from deposits.models import (
+    CreateResult,
+    DepositRequest,
+    DepositResult,
+    PollRequest,
+    RecordResult,
+    StatusCheck,
+    StatusCheckRequest,
+    Verdict,
+)
+from deposits.validation import InvalidAmountError, InvalidPhoneError, normalize_phone
+from ledger import Ledger
+from xprizo import XprizoClient, XprizoRejectedError, XprizoTransientError
+from xprizo.status import map_status
+
+# How often the poller tells Temporal it is alive while it sleeps; the SDK throttles
+# the actual calls, so a small slice only makes cancellation arrive sooner.
+HEARTBEAT_SLICE_SECONDS = 2.0
+REJECTED_CREATE_WORDS = frozenset({"rejected", "reject"})
+
+
+class DepositActivities:
+    """The activities, bound to one Xprizo client and one ledger."""
+
+    def __init__(self, xprizo: XprizoClient, ledger: Ledger) -> None:
+        self._xprizo = xprizo
+        self._ledger = ledger
+
+    @activity.defn
+    async def create_deposit(self, request: DepositRequest) -> CreateResult:
+        """Create the deposit at Xprizo; an earlier attempt's transaction is adopted."""
+        try:
+            phone = normalize_phone(request.phone)
+        except (InvalidPhoneError, InvalidAmountError) as err:
+            raise ApplicationError(
+                str(err), type="InvalidDepositRequest", non_retryable=True
+            ) from None
+        try:
+            created = await self._xprizo.create_mpesa_deposit(
+                mobile_number=phone,
+                amount=request.amount,
+                reference=request.reference,
+                description=request.description,
+            )
+        except XprizoRejectedError as err:
+            activity.logger.info(
+                "deposit %s: Xprizo refused the create (%s): %s",
+                request.reference,
+                err.status_code,
+                err.reason,
+            )
+            return CreateResult(created=False, reason=err.reason, created_at=_now())
+        except XprizoTransientError as err:
+            activity.logger.warning(
+                "deposit %s: create attempt %d failed transiently: %s",
+                request.reference,
+                activity.info().attempt,
+                err,
+            )
+            raise
+        if created.already_existed:
+            activity.logger.info(
+                "deposit %s: Xprizo already has this reference, adopting it",
+                request.reference,
+            )
+            return CreateResult(created=True, adopted_existing=True, created_at=_now())
+        if created.status.strip().lower() in REJECTED_CREATE_WORDS:
+            activity.logger.info(
+                "deposit %s: Xprizo rejected the create: %s",
+                request.reference,
+                created.message,
+            )
+            return CreateResult(
+                created=False,
+                transaction_id=created.transaction_id,
+                reason=created.message or created.status,
+                created_at=_now(),
+            )
+        activity.logger.info(
+            "deposit %s: created at Xprizo as transaction %s (%s)",
+            request.reference,
+            created.transaction_id,
+            created.status,
+        )
+        return CreateResult(
+            created=True, transaction_id=created.transaction_id, created_at=_now()
+        )
+
+    @activity.defn
+    async def check_status(self, request: StatusCheckRequest) -> StatusCheck:
+        """Ask Xprizo for the deposit's status once."""
+        return await self._status_check(
+            request.reference, request.created_at, request.not_found_grace
+        )
+
+    @activity.defn
+    async def poll_until_decided(self, request: PollRequest) -> StatusCheck:
+        """Check the status on the policy's schedule until Xprizo decides or time is up.
+
+        Returns a pending check when ``stop_at`` passes. Cancelled by the workflow when a
+        callback makes a check due sooner; a retry after a crash simply starts checking.
+        """
+        last: StatusCheck | None = None
+        while True:
+            try:
+                last = await self._status_check(
+                    request.reference, request.created_at, request.policy.not_found_grace
+                )
+                if last.verdict != Verdict.PENDING:
+                    return last
+            except XprizoTransientError as err:
+                activity.logger.warning(
+                    "deposit %s: status check failed transiently: %s",
+                    request.reference,
+                    err,
+                )
+            now = _now()
+            if now >= request.stop_at:
+                break
+            wait = request.policy.next_check_after(now - request.created_at)
+            await _sleep_heartbeating(min(wait, request.stop_at - now))
+        return last or StatusCheck(
+            verdict=Verdict.PENDING, status_word="Unknown", checked_at=_now()
+        )
+
+    @activity.defn
+    async def record_outcome(self, result: DepositResult) -> RecordResult:
+        """Write the outcome to the ledger, once per reference."""
+        return await asyncio.to_thread(self._ledger.record_outcome, result)
+
+    async def _status_check(
+        self, reference: str, created_at: datetime, grace: timedelta
+    ) -> StatusCheck:
+        report = await self._xprizo.status_by_reference(reference)
+        now = _now()
+        verdict = map_status(
+            report.status, since_create=now - created_at, not_found_grace=grace
+        )
+        return StatusCheck(
+            verdict=verdict,
+            status_word=report.status,
+            transaction_id=report.transaction_id or None,
+            amount=report.amount,
+            currency=report.currency,
+            reference=report.reference,
+            checked_at=now,
+        )
+
+
+async def _sleep_heartbeating(duration: timedelta) -> None:
+    remaining = duration.total_seconds()
+    while remaining > 0:
+        activity.heartbeat()
+        step = min(HEARTBEAT_SLICE_SECONDS, remaining)
+        await asyncio.sleep(step)
+        remaining -= step
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,80 @@
+"""Every setting of the product, read from the environment (prefix ``DEPOSITS_``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deposits.models import DepositPolicy, PollStep
+
+# The embedded defaults point at the local simulator; nothing here reaches a real Xprizo.
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    """The one settings model; each field is ``DEPOSITS_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEPOSITS_", env_file=None, extra="ignore", frozen=True
+    )
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "mpesa-deposits"
+    worker_shutdown_grace_seconds: float = 20.0
+
+    # Xprizo
+    xprizo_base_url: str = "http://127.0.0.1:8701/api"
+    xprizo_api_key: SecretStr = SecretStr("simulator-api-key")
+    xprizo_account_id: int = 1001
+    xprizo_status_path: str = "Transaction/StatusByReference"
+    xprizo_timeout_seconds: float = 15.0
+
+    # Webhook receiver
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8702
+    webhook_secret: SecretStr = SecretStr("dev-only-webhook-secret-change-me-0123456789")
+    webhook_public_url: str = "http://127.0.0.1:8702"
+    webhook_max_body_bytes: int = 64 * 1024
+
+    # Ledger
+    ledger_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'ledger.sqlite3'}"
+
+    # Deposit rules
+    currency: str = "KES"
+    amount_minimum: Decimal = Decimal("1")
+    amount_maximum: Decimal = Decimal("250000")
+    allow_fractional_amounts: bool = False
+
+    # Waiting for the outcome
+    deadline_seconds: float = 3600.0
+    not_found_grace_seconds: float = 120.0
+    # Status checks without callbacks: (until this many seconds after create, every N s).
+    poll_schedule: list[tuple[float, float]] = Field(
+        default=[(60, 15), (300, 30), (600, 60)]
+    )
+    poll_interval_after_seconds: float = 300.0
+
+    def deposit_policy(self) -> DepositPolicy:
+        """The waiting rules a new deposit carries for its whole life."""
+        return DepositPolicy(
+            deadline=timedelta(seconds=self.deadline_seconds),
+            not_found_grace=timedelta(seconds=self.not_found_grace_seconds),
+            poll_steps=[
+                PollStep(until=timedelta(seconds=until), every=timedelta(seconds=every))
+                for until, every in self.poll_schedule
+            ],
+            poll_every_after=timedelta(seconds=self.poll_interval_after_seconds),
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The webhook receiver: Xprizo's callbacks in, workflow signals out."""
