@@ -1,4 +1,4 @@
-"""Input checks for deposits: M-Pesa phone numbers and amounts, before anything starts."""
+"""Input checks for deposits: M-Pesa phone numbers and amounts, before any start."""
 
 import re
 from decimal import Decimal, InvalidOperation, localcontext
@@ -36,7 +36,7 @@ def mask_phone(phone: str) -> str:
     """Return the phone number with all but its prefix and last two digits hidden."""
     try:
         compact = _SEPARATORS.sub("", str(phone))
-    except Exception:  # noqa: BLE001 - masking is used in error paths and must not fail
+    except Exception:  # masking runs inside error paths and must never fail itself
         return "***"
     if len(compact) <= 4:
         return "*" * len(compact)
@@ -70,7 +70,9 @@ def normalize_phone(raw: str) -> str:
         return "254" + match.group(1)
     masked = mask_phone(compact)
     if not re.fullmatch(r"\+?\d+", compact):
-        problem = "contains characters other than digits, spaces, dashes and a leading +"
+        problem = (
+            "contains characters other than digits, spaces, dashes and a leading +"
+        )
     elif compact.lstrip("+").startswith("254") or compact.startswith("0"):
         problem = "has the wrong number of digits or is not a 07/01 mobile number"
     else:
@@ -87,7 +89,7 @@ def validate_amount(
     maximum: Decimal,
     allow_fractional: bool = False,
 ) -> Decimal:
-    """Return the amount as a Decimal with at most 2 places, or raise InvalidAmountError.
+    """Return the amount as a Decimal of at most 2 places, or raise InvalidAmountError.
 
     Floats are refused outright: a binary float cannot say which cents were meant.
     """
@@ -97,9 +99,7 @@ def validate_amount(
         else "a Decimal, an int or a string of whole shillings like '100'"
     )
     if isinstance(raw, bool) or not isinstance(raw, Decimal | int | str):
-        raise InvalidAmountError(
-            f"amount must be {accepted}, got {type(raw).__name__}"
-        )
+        raise InvalidAmountError(f"amount must be {accepted}, got {type(raw).__name__}")
     if isinstance(raw, str):
         text = raw.strip()
         if len(text) > _MAX_AMOUNT_TEXT or not _PLAIN_DECIMAL.fullmatch(text):

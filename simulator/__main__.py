@@ -1,4 +1,4 @@
-"""Command line entry: `python -m simulator --port 8099 --api-key ... --account-id ...`."""
+"""Run the Xprizo simulator: `python -m simulator --port 8099 --account-id 1`."""
 
 import argparse
 import logging

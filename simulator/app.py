@@ -74,7 +74,11 @@ def _dumps(value: Any) -> str:
     if isinstance(value, BaseModel):
         return _dumps(value.model_dump(mode="python"))
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_dumps(v)}" for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ",".join(f"{json.dumps(str(k))}:{_dumps(v)}" for k, v in value.items())
+            + "}"
+        )
     if isinstance(value, list | tuple):
         return "[" + ",".join(_dumps(v) for v in value) + "]"
     return json.dumps(value)
@@ -82,7 +86,9 @@ def _dumps(value: Any) -> str:
 
 def _json(value: Any, status_code: int = 200) -> Response:
     """Answer JSON with Decimals as exact numbers, as Xprizo's own JSON does."""
-    return Response(_dumps(value), status_code=status_code, media_type="application/json")
+    return Response(
+        _dumps(value), status_code=status_code, media_type="application/json"
+    )
 
 
 def _text(reason: str, status_code: int) -> Response:
@@ -100,9 +106,13 @@ def _error(message: str, status_code: int = 400) -> Response:
     return _json(body, status_code)
 
 
-def create_app(*, api_key: str, account_id: int, callback_delay: float = 2.0) -> FastAPI:
+def create_app(
+    *, api_key: str, account_id: int, callback_delay: float = 2.0
+) -> FastAPI:
     """Build the simulator app; every instance holds its own in-memory state."""
-    state = _State(api_key=api_key, account_id=account_id, callback_delay=callback_delay)
+    state = _State(
+        api_key=api_key, account_id=account_id, callback_delay=callback_delay
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""What the simulator does with a deposit: approve, cancel, stay silent, reject, wait."""
+"""What the simulator does with a deposit: approve, cancel, silent, reject, pending."""
 
 import re
 from enum import StrEnum

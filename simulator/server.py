@@ -16,7 +16,9 @@ def serve(
     *, host: str, port: int, api_key: str, account_id: int, callback_delay: float
 ) -> None:
     """Run the simulator under uvicorn until interrupted."""
-    app = create_app(api_key=api_key, account_id=account_id, callback_delay=callback_delay)
+    app = create_app(
+        api_key=api_key, account_id=account_id, callback_delay=callback_delay
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

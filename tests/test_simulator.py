@@ -1,5 +1,6 @@
-"""Tests for the Xprizo simulator over real HTTP, callbacks caught by a local receiver."""
+"""Tests for the Xprizo simulator over real HTTP, with a local callback receiver."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -56,15 +57,11 @@ async def _create(
     description: str | None = None,
     amount: str = "250",
 ) -> httpx.Response:
+    # Written by hand so the amount travels as an exact JSON number.
+    extra = "" if description is None else f', "description": "{description}"'
     body = (
-        '{"mobileNumber": "%s", "accountId": %d, "amount": %s, "reference": "%s"%s}'
-        % (
-            PHONE,
-            ACCOUNT_ID,
-            amount,
-            reference,
-            "" if description is None else f', "description": "{description}"',
-        )
+        f'{{"mobileNumber": "{PHONE}", "accountId": {ACCOUNT_ID}, '
+        f'"amount": {amount}, "reference": "{reference}"{extra}}}'
     )
     return await http.post(
         "/api/Transaction/MPesaDeposit",
@@ -160,9 +157,6 @@ async def test_silent_scenario_approves_without_approval_callback_k1(
     for _ in range(100):
         if (await _status(http, reference))["description"] == "Active":
             break
-        await recorder.wait_for(lambda _: False, timeout=0.05) if False else None
-        import asyncio
-
         await asyncio.sleep(0.05)
     assert (await _status(http, reference))["description"] == "Active"
     sent = (await http.get("/_sim/callbacks")).json()
@@ -212,7 +206,9 @@ async def test_control_endpoint_refuses_unknown_scenario(
 ) -> None:
     answer = await http.put("/_sim/scenarios/x", json={"scenario": "explode"})
     assert answer.status_code == 422
-    answer = await http.put("/_sim/scenarios/x", json={"scenario": "approve", "typo": 1})
+    answer = await http.put(
+        "/_sim/scenarios/x", json={"scenario": "approve", "typo": 1}
+    )
     assert answer.status_code == 422
 
 
@@ -273,7 +269,12 @@ async def test_missing_or_wrong_key_is_401_and_wrong_account_403(
 async def test_invalid_create_body_gets_json_reason(http: httpx.AsyncClient) -> None:
     answer = await http.post(
         "/api/Transaction/MPesaDeposit",
-        json={"mobileNumber": PHONE, "accountId": ACCOUNT_ID, "amount": "10"},
+        json={
+            "mobileNumber": PHONE,
+            "accountId": ACCOUNT_ID,
+            "amount": "10",
+            "reference": _reference(),
+        },
     )
     assert answer.status_code == 400
     assert "amount" in answer.json()["message"]

@@ -145,7 +145,9 @@ def test_normalize_phone_property_result_or_clean_error(raw: str) -> None:
         ("150000", Decimal("150000")),
     ],
 )
-def test_validate_amount_accepts_whole_shillings(raw: object, expected: Decimal) -> None:
+def test_validate_amount_accepts_whole_shillings(
+    raw: object, expected: Decimal
+) -> None:
     result = validate_amount(raw, minimum=MIN, maximum=MAX)  # type: ignore[arg-type]
     assert result == expected
     assert isinstance(result, Decimal)
@@ -163,7 +165,12 @@ def test_validate_amount_keeps_digits_as_given() -> None:
 
 @pytest.mark.parametrize("raw", ["12.50", Decimal("12.5"), "99.99", Decimal("10.01")])
 def test_validate_amount_allows_cents_when_enabled(raw: object) -> None:
-    result = validate_amount(raw, minimum=MIN, maximum=MAX, allow_fractional=True)  # type: ignore[arg-type]
+    result = validate_amount(
+        raw,  # type: ignore[arg-type]
+        minimum=MIN,
+        maximum=MAX,
+        allow_fractional=True,
+    )
     assert result == Decimal(str(raw))
 
 

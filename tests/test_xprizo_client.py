@@ -1,4 +1,4 @@
-"""Tests for the Xprizo client over real HTTP against the simulator and a stub server."""
+"""Tests for the Xprizo client over real HTTP: the simulator and a stub server."""
 
 import asyncio
 import socket
@@ -229,12 +229,15 @@ async def test_create_rejected_with_plain_text_reason(client: XprizoClient) -> N
     assert not isinstance(caught.value, XprizoCredentialsError)
 
 
-async def test_create_rejected_with_json_reason(stub_client: XprizoClient, stub: Stub) -> None:
+async def test_create_rejected_with_json_reason(
+    stub_client: XprizoClient, stub: Stub
+) -> None:
     stub.answer(
         "/api/Transaction/MPesaDeposit",
         400,
-        '{"timestamp": "2026-01-01T00:00:00Z", "statusCode": 400, "status": "BadRequest",'
-        ' "errorCode": "E1", "message": "Invalid routing code (No Mid Set)"}',
+        '{"timestamp": "2026-01-01T00:00:00Z", "statusCode": 400,'
+        ' "status": "BadRequest", "errorCode": "E1",'
+        ' "message": "Invalid routing code (No Mid Set)"}',
         {"content-type": "application/json"},
     )
     with pytest.raises(XprizoRejectedError) as caught:
@@ -384,7 +387,9 @@ async def test_request_headers_and_exact_amount_body(
 async def test_create_refuses_float_and_bad_amounts(stub_client: XprizoClient) -> None:
     with pytest.raises(TypeError):
         await stub_client.create_mpesa_deposit(
-            mobile_number=PHONE, amount=10.0, reference="r"  # type: ignore[arg-type]
+            mobile_number=PHONE,
+            amount=10.0,
+            reference="r",  # type: ignore[arg-type]
         )
     with pytest.raises(ValueError):
         await stub_client.create_mpesa_deposit(

@@ -81,7 +81,9 @@ def test_callback_populates_by_field_name() -> None:
 
 
 def test_status_report_from_xprizo_answer() -> None:
-    report = StatusReport.model_validate(loads_json('{"id": 12, "description": "Active"}'))
+    report = StatusReport.model_validate(
+        loads_json('{"id": 12, "description": "Active"}')
+    )
     assert report == StatusReport(transaction_id=12, status="Active")
     full = StatusReport.model_validate(
         loads_json(
@@ -109,4 +111,7 @@ def test_created_deposit_from_response() -> None:
         transaction_id=501, status="Pending", status_code=1, message="Awaiting"
     )
     assert created.already_existed is False
-    assert CreatedDeposit.from_response({"key": "77", "status": "Active"}).transaction_id == 77
+    assert (
+        CreatedDeposit.from_response({"key": "77", "status": "Active"}).transaction_id
+        == 77
+    )

@@ -33,7 +33,9 @@ def test_map_status_follows_the_documented_table(word: str, verdict: Verdict) ->
 
 @pytest.mark.parametrize("word", ["active", "ACTIVE", "  Active\n", "\tactive "])
 def test_map_status_ignores_case_and_whitespace(word: str) -> None:
-    assert map_status(word, since_create=EARLY, not_found_grace=GRACE) is Verdict.APPROVED
+    assert (
+        map_status(word, since_create=EARLY, not_found_grace=GRACE) is Verdict.APPROVED
+    )
 
 
 def test_map_status_not_found_is_pending_within_grace_k4() -> None:
@@ -68,7 +70,9 @@ def test_map_status_unknown_word_is_pending_and_warned_k5(
     assert any(record.levelno == logging.WARNING for record in caplog.records)
 
 
-def test_map_status_known_word_logs_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_map_status_known_word_logs_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="xprizo.status"):
         map_status("Pending", since_create=EARLY, not_found_grace=GRACE)
     assert caplog.records == []

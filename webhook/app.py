@@ -58,14 +58,16 @@ def create_app(settings: Settings, temporal: Client, ledger: Ledger) -> FastAPI:
             return JSONResponse({"detail": "unknown callback address"}, status_code=404)
         raw = await request.body()
         try:
-            callback = Callback.model_validate_json(raw)
-        except ValidationError as err:
+            callback = Callback.from_json(raw)
+        except ValueError as err:  # a pydantic ValidationError is one too
             await keep(raw, "invalid")
             return JSONResponse(
                 {
                     "detail": "body is not an Xprizo callback: expected JSON with an "
                     "integer statusType and an optional transaction object",
-                    "errors": err.errors(include_url=False, include_input=False),
+                    "errors": err.errors(include_url=False, include_input=False)
+                    if isinstance(err, ValidationError)
+                    else [{"msg": f"not JSON: {err}"}],
                 },
                 status_code=400,
             )

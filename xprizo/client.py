@@ -166,7 +166,10 @@ class XprizoClient:
     async def set_approval_webhook(self, url: str) -> None:
         """Register the URL that Xprizo POSTs approval callbacks to."""
         await self._request(
-            "PUT", "Preference/SetApprovalWebhook", params={"url": url}, expect_json=False
+            "PUT",
+            "Preference/SetApprovalWebhook",
+            params={"url": url},
+            expect_json=False,
         )
 
     async def test_approval_webhook(self) -> None:

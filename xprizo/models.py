@@ -56,7 +56,7 @@ def _optional_int(value: Any) -> int | None:
 
 
 class CreatedDeposit(BaseModel):
-    """Xprizo's answer to a create: the pending transaction, or one adopted by reference.
+    """Xprizo's answer to a create: a pending transaction, or one adopted by reference.
 
     `already_existed` is true when Xprizo said a transaction with this reference already
     exists; the transaction id is then unknown until a status check.
@@ -118,7 +118,7 @@ class StatusReport(BaseModel):
 
 
 class CallbackTransaction(BaseModel):
-    """The `transaction` part of an approval callback; Xprizo may send every field null."""
+    """The `transaction` part of an approval callback; every field may be null."""
 
     model_config = ConfigDict(
         frozen=True, populate_by_name=True, extra="ignore", str_strip_whitespace=True
