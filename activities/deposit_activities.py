@@ -15,10 +15,15 @@ from temporalio.exceptions import ApplicationError
 
 from deposits.models import (
     CreateResult,
+    DecidedBy,
     DepositRequest,
     DepositResult,
+    Outcome,
     PollRequest,
+    ReconcileRequest,
+    ReconcileResult,
     RecordResult,
+    ResolutionRecord,
     StatusCheck,
     StatusCheckRequest,
     Verdict,
@@ -119,7 +124,9 @@ class DepositActivities:
         while True:
             try:
                 last = await self._status_check(
-                    request.reference, request.created_at, request.policy.not_found_grace
+                    request.reference,
+                    request.created_at,
+                    request.policy.not_found_grace,
                 )
                 if last.verdict != Verdict.PENDING:
                     return last
@@ -142,6 +149,97 @@ class DepositActivities:
     async def record_outcome(self, result: DepositResult) -> RecordResult:
         """Write the outcome to the ledger, once per reference."""
         return await asyncio.to_thread(self._ledger.record_outcome, result)
+
+    @activity.defn
+    async def record_resolution(self, record: ResolutionRecord) -> None:
+        """Settle a recorded needs_review outcome once, with its audit row."""
+        try:
+            await asyncio.to_thread(
+                self._ledger.resolve_needs_review,
+                record.reference,
+                record.outcome,
+                record.reason,
+                record.actor,
+            )
+        except ValueError as err:
+            raise ApplicationError(
+                str(err), type="LedgerRefused", non_retryable=True
+            ) from None
+
+    @activity.defn
+    async def reconcile_closed_deposit(
+        self, request: ReconcileRequest
+    ) -> ReconcileResult:
+        """Check a closed deposit's status again; a conflict becomes a reconciliation item.
+
+        Never changes the recorded outcome: the ledger keeps the conflicting fact
+        beside it for a person to settle.
+        """
+        row = await asyncio.to_thread(self._ledger.outcome, request.reference)
+        if row is None:
+            activity.logger.info(
+                "deposit %s: %s for a reference the ledger does not know, nothing to do",
+                request.reference,
+                request.trigger,
+            )
+            return ReconcileResult(reference=request.reference, recorded_outcome=None)
+        recorded = Outcome(row.outcome)
+        # A closed deposit is long past NotFound's grace: NotFound means gone.
+        check = await self._status_check(
+            request.reference, row.started_at, timedelta(0)
+        )
+        verified = {
+            Verdict.APPROVED: Outcome.APPROVED,
+            Verdict.CANCELLED: Outcome.CANCELLED,
+        }.get(check.verdict)
+        settled_same = verified == recorded or (
+            verified == Outcome.CANCELLED and recorded == Outcome.REJECTED
+        )
+        if verified is None or settled_same:
+            return ReconcileResult(
+                reference=request.reference,
+                recorded_outcome=recorded,
+                xprizo_status=check.status_word,
+            )
+        conflicting = DepositResult(
+            reference=row.reference,
+            outcome=verified,
+            decided_by=DecidedBy.RECHECK,
+            reason=f"after {request.trigger}: Xprizo status {check.status_word}",
+            transaction_id=check.transaction_id or row.transaction_id,
+            amount=row.amount,
+            currency=row.currency,
+            phone_masked=row.phone_masked,
+            xprizo_status=check.status_word,
+            started_at=row.started_at,
+            finished_at=_now(),
+        )
+        recorded_result = await asyncio.to_thread(
+            self._ledger.record_outcome, conflicting
+        )
+        activity.logger.warning(
+            "deposit %s: recorded %s but Xprizo now says %s; reconciliation item kept",
+            request.reference,
+            recorded,
+            check.status_word,
+        )
+        return ReconcileResult(
+            reference=request.reference,
+            recorded_outcome=recorded,
+            xprizo_status=check.status_word,
+            conflict=recorded_result.conflict,
+        )
+
+    def all(self) -> list:
+        """Every activity of this class, for the worker to register."""
+        return [
+            self.create_deposit,
+            self.check_status,
+            self.poll_until_decided,
+            self.record_outcome,
+            self.record_resolution,
+            self.reconcile_closed_deposit,
+        ]
 
     async def _status_check(
         self, reference: str, created_at: datetime, grace: timedelta

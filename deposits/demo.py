@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from deposits.client import DepositClient
-from deposits.models import DecidedBy, DepositResult, Outcome
+from deposits.models import DecidedBy, DepositState, Outcome
 from devstack import LocalStack
 from ledger import Ledger
 from webhook.server import callback_url
 from worker.main import xprizo_client
+from workflows import DepositWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,43 @@ class DemoDeposit:
 
 
 DEMO_DEPOSITS = (
-    DemoDeposit("approve", "Pass", "0712345678", "150", Outcome.APPROVED, DecidedBy.CALLBACK),
-    DemoDeposit("cancel", "Cancel", "+254 722 000 111", "200", Outcome.CANCELLED, DecidedBy.CALLBACK),
-    DemoDeposit("lost-callback", "Silent", "0110 555 123", "75", Outcome.APPROVED, DecidedBy.POLL),
-    DemoDeposit("reject", "Reject", "254733444555", "300", Outcome.REJECTED, DecidedBy.CREATE),
-    DemoDeposit("never-decided", "Pending", "0799 888 777", "50", Outcome.NEEDS_REVIEW, DecidedBy.DEADLINE),
+    DemoDeposit(
+        "approve", "Pass", "0712345678", "150", Outcome.APPROVED, DecidedBy.CALLBACK
+    ),
+    DemoDeposit(
+        "cancel",
+        "Cancel",
+        "+254 722 000 111",
+        "200",
+        Outcome.CANCELLED,
+        DecidedBy.CALLBACK,
+    ),
+    DemoDeposit(
+        "lost-callback",
+        "Silent",
+        "0110 555 123",
+        "75",
+        Outcome.APPROVED,
+        DecidedBy.POLL,
+    ),
+    DemoDeposit(
+        "reject", "Reject", "254733444555", "300", Outcome.REJECTED, DecidedBy.CREATE
+    ),
+    DemoDeposit(
+        "never-decided",
+        "Pending",
+        "0799 888 777",
+        "50",
+        Outcome.NEEDS_REVIEW,
+        DecidedBy.DEADLINE,
+    ),
 )
 
 
 @dataclass(frozen=True)
 class DemoRun:
     deposit: DemoDeposit
-    result: DepositResult
+    result: DepositState
     seconds: float
 
     @property
@@ -76,9 +102,13 @@ def run_demo(*, keep_running: bool = False, data_dir: Path = DATA_DIR) -> int:
         runs = asyncio.run(_run_deposits(stack))
         _print_report(console, stack, runs)
         ok = all(run.ok for run in runs)
-        console.print("all outcomes as expected" if ok else "[red]UNEXPECTED OUTCOMES[/red]")
+        console.print(
+            "all outcomes as expected" if ok else "[red]UNEXPECTED OUTCOMES[/red]"
+        )
         if keep_running:
-            console.print(f"stack left running; Temporal UI at {stack.ui_url}; Ctrl-C stops it")
+            console.print(
+                f"stack left running; Temporal UI at {stack.ui_url}; Ctrl-C stops it"
+            )
             _wait_for_interrupt()
         return 0 if ok else 1
     finally:
@@ -92,11 +122,16 @@ async def _run_deposits(stack: LocalStack) -> list[DemoRun]:
     client = await DepositClient.connect(settings)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     return await asyncio.gather(
-        *(_run_one(client, deposit, f"demo-{run_id}-{deposit.scenario}") for deposit in DEMO_DEPOSITS)
+        *(
+            _run_one(client, deposit, f"demo-{run_id}-{deposit.scenario}")
+            for deposit in DEMO_DEPOSITS
+        )
     )
 
 
-async def _run_one(client: DepositClient, deposit: DemoDeposit, reference: str) -> DemoRun:
+async def _run_one(
+    client: DepositClient, deposit: DemoDeposit, reference: str
+) -> DemoRun:
     started = time.monotonic()
     handle = await client.start(
         reference=reference,
@@ -104,13 +139,29 @@ async def _run_one(client: DepositClient, deposit: DemoDeposit, reference: str) 
         phone=deposit.phone,
         description=deposit.description,
     )
-    result = await handle.result()
-    return DemoRun(deposit, result, time.monotonic() - started)
+    state = await _outcome(handle)
+    return DemoRun(deposit, state, time.monotonic() - started)
+
+
+async def _outcome(handle) -> DepositState:
+    """The state once an outcome is recorded; needs_review stays open for an operator."""
+    while True:
+        state = await handle.query(DepositWorkflow.state)
+        if state.outcome is not None:
+            return state
+        await asyncio.sleep(0.2)
 
 
 def _print_report(console: Console, stack: LocalStack, runs: list[DemoRun]) -> None:
     table = Table(title="Demo deposits")
-    for column in ("reference", "scenario", "outcome", "decided by", "seconds", "as expected"):
+    for column in (
+        "reference",
+        "scenario",
+        "outcome",
+        "decided by",
+        "seconds",
+        "as expected",
+    ):
         table.add_column(column)
     for run in runs:
         table.add_row(
@@ -126,13 +177,26 @@ def _print_report(console: Console, stack: LocalStack, runs: list[DemoRun]) -> N
     ledger = Ledger(stack.settings().ledger_url)
     references = {run.result.reference for run in runs}
     rows = Table(title="Ledger rows of this run")
-    for column in ("reference", "outcome", "decided by", "amount", "phone", "Xprizo status", "reason"):
+    for column in (
+        "reference",
+        "outcome",
+        "decided by",
+        "amount",
+        "phone",
+        "Xprizo status",
+        "reason",
+    ):
         rows.add_column(column)
     for row in ledger.deposits():
         if row.reference in references:
             rows.add_row(
-                row.reference, row.outcome, row.decided_by, f"{row.currency} {row.amount}",
-                row.phone_masked, row.xprizo_status or "", row.reason or "",
+                row.reference,
+                row.outcome,
+                row.decided_by,
+                f"{row.currency} {row.amount}",
+                row.phone_masked,
+                row.xprizo_status or "",
+                row.reason or "",
             )
     ledger.close()
     console.print(rows)

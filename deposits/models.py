@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -44,6 +45,7 @@ class DecidedBy(StrEnum):
     POLL = "poll"
     DEADLINE = "deadline"
     CREATE = "create"
+    RECHECK = "recheck"
     OPERATOR = "operator"
 
 
@@ -65,6 +67,8 @@ class DepositPolicy(_Message):
     not_found_grace: timedelta
     poll_steps: list[PollStep]
     poll_every_after: timedelta
+    # How long a needs_review deposit stays open for an operator's resolution.
+    review_window: timedelta = timedelta(days=30)
 
     def next_check_after(self, since_create: timedelta) -> timedelta:
         """How long to wait before the next status check, given the deposit's age."""
@@ -136,6 +140,54 @@ class CallbackSignal(_Message):
     received_at: AwareDatetime
 
 
+class Mismatch(_Message):
+    """A value Xprizo reported that disagrees with the request; both are kept."""
+
+    source: str
+    field: str
+    requested: str
+    reported: str
+
+    @classmethod
+    def of(cls, source: str, field: str, requested: object, reported: object):
+        return cls(
+            source=source, field=field, requested=str(requested), reported=str(reported)
+        )
+
+
+class Resolution(_Message):
+    """An operator's decision on a needs_review deposit, kept as an audit trail."""
+
+    outcome: Literal[Outcome.APPROVED, Outcome.CANCELLED]
+    reason: str = Field(min_length=3, max_length=500)
+    operator: str = Field(min_length=1, max_length=100)
+
+
+class ResolutionRecord(_Message):
+    """Ask the ledger to settle a needs_review outcome once."""
+
+    reference: str
+    outcome: Outcome
+    reason: str
+    actor: str
+
+
+class ReconcileRequest(_Message):
+    """Verify a closed deposit again after a callback arrived for it."""
+
+    reference: str
+    trigger: str
+
+
+class ReconcileResult(_Message):
+    """What re-verifying a closed deposit found."""
+
+    reference: str
+    recorded_outcome: Outcome | None
+    xprizo_status: str | None = None
+    conflict: bool = False
+
+
 class DepositResult(_Message):
     """The final outcome of a deposit, as recorded in the ledger and returned."""
 
@@ -148,6 +200,7 @@ class DepositResult(_Message):
     currency: str
     phone_masked: str
     xprizo_status: str | None = None
+    mismatches: list[Mismatch] = Field(default_factory=list)
     started_at: AwareDatetime
     finished_at: AwareDatetime
 
@@ -178,4 +231,6 @@ class DepositState(BaseModel):
     outcome: Outcome | None = None
     decided_by: DecidedBy | None = None
     reason: str | None = None
+    mismatches: list[Mismatch] = Field(default_factory=list)
+    resolved_by: str | None = None
     finished_at: datetime | None = None

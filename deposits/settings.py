@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,12 +40,30 @@ class Settings(BaseSettings):
     # Webhook receiver
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8702
-    webhook_secret: SecretStr = SecretStr("dev-only-webhook-secret-change-me-0123456789")
+    webhook_secret: SecretStr = SecretStr(
+        "dev-only-webhook-secret-change-me-0123456789"
+    )
     webhook_public_url: str = "http://127.0.0.1:8702"
     webhook_max_body_bytes: int = 64 * 1024
+    # The signal is the receiver's only inline call; past this Xprizo hears 503.
+    webhook_signal_timeout_seconds: float = 5.0
+
+    # Deposits HTTP API (internal, for the merchant's services)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8703
+    # When set, every /deposits call needs "Authorization: Bearer <token>".
+    api_token: SecretStr | None = None
 
     # Ledger
     ledger_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'ledger.sqlite3'}"
+
+    # Observability
+    log_format: Literal["text", "json"] = "text"
+    # host:port of the worker's Prometheus endpoint (SDK and deposit metrics); "": off.
+    metrics_address: str = ""
+    tracing_enabled: bool = False
+    tracing_otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    service_name: str = "mpesa-deposits"
 
     # Deposit rules
     currency: str = "KES"
@@ -60,6 +79,8 @@ class Settings(BaseSettings):
         default=[(60, 15), (300, 30), (600, 60)]
     )
     poll_interval_after_seconds: float = 300.0
+    # How long a needs_review deposit waits open for an operator's resolution.
+    review_window_seconds: float = 30 * 24 * 3600.0
 
     def deposit_policy(self) -> DepositPolicy:
         """The waiting rules a new deposit carries for its whole life."""
@@ -71,6 +92,7 @@ class Settings(BaseSettings):
                 for until, every in self.poll_schedule
             ],
             poll_every_after=timedelta(seconds=self.poll_interval_after_seconds),
+            review_window=timedelta(seconds=self.review_window_seconds),
         )
 
 

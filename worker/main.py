@@ -15,7 +15,7 @@ from activities import DepositActivities
 from deposits.settings import Settings
 from ledger import Ledger
 from worker.temporal import connect
-from workflows import DepositWorkflow
+from workflows import DepositWorkflow, ReconcileWorkflow
 from xprizo import XprizoClient
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,8 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[DepositWorkflow],
-        activities=[
-            activities.create_deposit,
-            activities.check_status,
-            activities.poll_until_decided,
-            activities.record_outcome,
-        ],
+        workflows=[DepositWorkflow, ReconcileWorkflow],
+        activities=activities.all(),
         graceful_shutdown_timeout=timedelta(
             seconds=settings.worker_shutdown_grace_seconds
         ),

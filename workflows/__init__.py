@@ -1,5 +1,6 @@
 """Deterministic workflow code only; it runs inside Temporal's sandbox."""
 
 from workflows.deposit import DepositWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
-__all__ = ["DepositWorkflow"]
+__all__ = ["DepositWorkflow", "ReconcileWorkflow"]

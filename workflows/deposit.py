@@ -1,7 +1,7 @@
 """The deposit workflow: create at Xprizo, wait for a callback or poll, record the outcome.
 
 Determinism: every side effect happens in an activity; the workflow only decides. The
-Xprizo calls and the ledger write are local activities (one history event each), and
+Xprizo calls and the ledger writes are local activities (one history event each), and
 the long fallback polling is one heartbeating activity, so a deposit's history stays
 short however long it waits.
 """
@@ -9,10 +9,11 @@ short however long it waits.
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.deposit_activities import DepositActivities
@@ -25,8 +26,11 @@ with workflow.unsafe.imports_passed_through():
         DepositResult,
         DepositState,
         DepositStatus,
+        Mismatch,
         Outcome,
         PollRequest,
+        Resolution,
+        ResolutionRecord,
         StatusCheck,
         StatusCheckRequest,
         Verdict,
@@ -37,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
 # 4 cancelled). "New" (1) and the test call (0) need no status check.
 DECISIVE_CALLBACK_TYPES = frozenset({2, 3, 4})
 MAX_CALLBACKS_KEPT = 20
+FINAL_STATUSES = frozenset(
+    {DepositStatus.APPROVED, DepositStatus.CANCELLED, DepositStatus.REJECTED}
+)
 
 XPRIZO_CALL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -44,19 +51,28 @@ XPRIZO_CALL_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["InvalidDepositRequest"],
 )
-# The ledger write must eventually happen: it retries without a limit.
+# Ledger writes must eventually happen: they retry without a limit.
 LEDGER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60)
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=["LedgerRefused"],
 )
 CREATE_START_TO_CLOSE = timedelta(seconds=30)
 CREATE_SCHEDULE_TO_CLOSE = timedelta(minutes=5)
 STATUS_START_TO_CLOSE = timedelta(seconds=30)
 STATUS_SCHEDULE_TO_CLOSE = timedelta(minutes=2)
-RECORD_START_TO_CLOSE = timedelta(seconds=30)
+LEDGER_START_TO_CLOSE = timedelta(seconds=30)
 POLL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # The poller stops itself at the deadline; the server-side timeout is the backstop for
 # a poller whose worker died, so it fires a little later.
 POLL_TIMEOUT_SLACK = timedelta(seconds=30)
+
+
+class Trigger(StrEnum):
+    """Why a status check is due before the schedule says so."""
+
+    CALLBACK = "callback"
+    OPERATOR = "operator recheck"
 
 
 @workflow.defn
@@ -75,20 +91,31 @@ class DepositWorkflow:
             started_at=now,
             deadline_at=now + request.policy.deadline,
         )
-        self._check_reasons: list[str] = []
+        self._triggers: list[Trigger] = []
+        self._check_attempts = 0
         self._seen_callbacks: set[tuple[int, str | None, int | None]] = set()
         self._callbacks: list[CallbackSignal] = []
+        self._resolution: Resolution | None = None
 
     @workflow.run
     async def run(self, request: DepositRequest) -> DepositResult:
         created = await self._create()
         if not created.created:
-            return await self._finish(Outcome.REJECTED, DecidedBy.CREATE, created.reason)
+            result = await self._decide(
+                Outcome.REJECTED, DecidedBy.CREATE, created.reason
+            )
+            return await self._close(result)
 
         check, decided_by = await self._wait_for_verdict(created)
 
-        outcome, reason = self._judge(check)
-        return await self._finish(outcome, decided_by, reason, check)
+        outcome, reason, mismatches = self._judge(check)
+        result = await self._decide(outcome, decided_by, reason, check, mismatches)
+
+        if result.outcome == Outcome.NEEDS_REVIEW:
+            result = await self._await_review(result)
+        return await self._close(result)
+
+    # -- what operators and Xprizo can send -------------------------------------------
 
     @workflow.query
     def state(self) -> DepositState:
@@ -112,7 +139,7 @@ class DepositWorkflow:
             self._callbacks.append(callback)
         if self._state.transaction_id is None and callback.transaction_id:
             self._state.transaction_id = callback.transaction_id
-        if self._state.outcome is not None:
+        if self._state.status in FINAL_STATUSES:
             workflow.logger.info(
                 "deposit %s: %s callback after the outcome %s, nothing changes",
                 self._request.reference,
@@ -121,13 +148,70 @@ class DepositWorkflow:
             )
             return
         if callback.status_type in DECISIVE_CALLBACK_TYPES:
-            self._check_reasons.append(f"{callback.status or 'decisive'} callback")
+            self._triggers.append(Trigger.CALLBACK)
         else:
             workflow.logger.info(
                 "deposit %s: %s callback needs no status check",
                 self._request.reference,
                 callback.status,
             )
+
+    @workflow.update
+    async def recheck_now(self) -> DepositState:
+        """Check the status at Xprizo now and return the state after the check."""
+        attempts = self._check_attempts
+        self._triggers.append(Trigger.OPERATOR)
+        await workflow.wait_condition(
+            lambda: (
+                self._check_attempts > attempts or self._state.status in FINAL_STATUSES
+            )
+        )
+        return self._state
+
+    @recheck_now.validator
+    def _validate_recheck_now(self) -> None:
+        if self._state.status in FINAL_STATUSES:
+            raise ValueError(
+                f"deposit {self._request.reference} is already {self._state.status}; "
+                "a recheck is only for pending or needs_review deposits"
+            )
+        if self._state.status == DepositStatus.CREATING:
+            raise ValueError(
+                f"deposit {self._request.reference} is still being created at Xprizo; "
+                "retry the recheck in a few seconds"
+            )
+
+    @workflow.update
+    async def resolve(self, resolution: Resolution) -> DepositState:
+        """Settle a needs_review deposit as approved or cancelled, with a reason."""
+        self._resolution = resolution
+        await workflow.wait_condition(
+            lambda: (
+                self._state.status != DepositStatus.NEEDS_REVIEW
+                or self._resolution is not resolution
+            )
+        )
+        if self._state.status == DepositStatus.NEEDS_REVIEW:
+            raise ApplicationError(
+                f"the ledger refused to resolve deposit {self._request.reference}; "
+                "it stays needs_review"
+            )
+        return self._state
+
+    @resolve.validator
+    def _validate_resolve(self, resolution: Resolution) -> None:
+        if self._state.status != DepositStatus.NEEDS_REVIEW:
+            raise ValueError(
+                f"deposit {self._request.reference} is {self._state.status}; only a "
+                "needs_review deposit can be resolved"
+            )
+        if self._resolution is not None:
+            raise ValueError(
+                f"deposit {self._request.reference} is already being resolved by "
+                f"{self._resolution.operator}"
+            )
+
+    # -- the steps --------------------------------------------------------------------
 
     async def _create(self) -> CreateResult:
         self._set_status(DepositStatus.CREATING, "creating the deposit at Xprizo")
@@ -141,6 +225,10 @@ class DepositWorkflow:
                 summary="create the M-Pesa deposit at Xprizo",
             )
         except ActivityError as err:
+            if _is_invalid_request(err):
+                return CreateResult(
+                    created=False, reason=str(err.cause), created_at=workflow.now()
+                )
             # Whether Xprizo created it is unknown: the status checks will tell.
             workflow.logger.warning(
                 "deposit %s: create gave no answer (%s), checking status instead",
@@ -164,53 +252,53 @@ class DepositWorkflow:
         # Before the first scheduled check only a callback can wake the deposit; most
         # deposits end here, with no poller ever started.
         first_wait = min(policy.next_check_after(timedelta(0)), policy.deadline)
-        poller: workflow.ActivityHandle[StatusCheck] | None = None
         try:
             await workflow.wait_condition(
-                lambda: bool(self._check_reasons), timeout=first_wait
+                lambda: bool(self._triggers), timeout=first_wait
             )
         except TimeoutError:
             pass
 
+        poller: workflow.ActivityHandle[StatusCheck] | None = None
         while True:
-            if not self._check_reasons:
+            if not self._triggers:
                 if workflow.now() >= deadline_at:
                     break
                 if poller is None:
                     poller = self._start_poller(created)
                 await workflow.wait_condition(
-                    lambda: poller.done() or bool(self._check_reasons)
+                    lambda: poller.done() or bool(self._triggers)
                 )
-            if self._check_reasons:
-                reasons = ", ".join(self._check_reasons)
-                self._check_reasons.clear()
+            if poller is not None and poller.done():
+                check = await self._poller_result(poller)
+                poller = None
+                if check is not None and check.verdict != Verdict.PENDING:
+                    return check, DecidedBy.POLL
+                if workflow.now() >= deadline_at:
+                    break
+                continue
+            if self._triggers:
+                decided_by = self._take_triggers()
                 if poller is not None:
+                    # TRY_CANCEL: the workflow goes on at once; the poller stops at
+                    # its next heartbeat.
                     poller.cancel()
                     poller = None
-                check = await self._check_status(f"status check after {reasons}")
+                check = await self._check_status(f"status check after {decided_by}")
                 if check is not None and check.verdict != Verdict.PENDING:
-                    return check, DecidedBy.CALLBACK
-                continue
-            assert poller is not None
-            try:
-                check = await poller
-            except ActivityError as err:
-                workflow.logger.warning(
-                    "deposit %s: polling ended without an answer (%s)",
-                    self._request.reference,
-                    err.cause or err,
-                )
-                check = None
-            poller = None
-            if check is not None and check.verdict != Verdict.PENDING:
-                self._note_check(check)
-                return check, DecidedBy.POLL
-            break
+                    return check, decided_by
 
         final = await self._check_status("last status check at the deadline")
         return final, DecidedBy.DEADLINE
 
-    def _start_poller(self, created: CreateResult) -> workflow.ActivityHandle[StatusCheck]:
+    def _take_triggers(self) -> DecidedBy:
+        callback = Trigger.CALLBACK in self._triggers
+        self._triggers.clear()
+        return DecidedBy.CALLBACK if callback else DecidedBy.RECHECK
+
+    def _start_poller(
+        self, created: CreateResult
+    ) -> workflow.ActivityHandle[StatusCheck]:
         deadline_at = self._state.deadline_at
         assert deadline_at is not None
         self._set_status(DepositStatus.PENDING, "no callback yet: polling Xprizo")
@@ -229,9 +317,28 @@ class DepositWorkflow:
             summary="status checks on Xprizo's schedule until it decides",
         )
 
+    async def _poller_result(
+        self, poller: workflow.ActivityHandle[StatusCheck]
+    ) -> StatusCheck | None:
+        try:
+            check = await poller
+        except ActivityError as err:
+            # Its schedule-to-close backstop fired (a dead worker at the deadline):
+            # the last check at the deadline decides.
+            workflow.logger.warning(
+                "deposit %s: polling ended without an answer (%s)",
+                self._request.reference,
+                err.cause or err,
+            )
+            return None
+        self._note_check(check)
+        return check
+
     async def _check_status(self, why: str) -> StatusCheck | None:
         """One status check; ``None`` when Xprizo could not be asked (still unknown)."""
-        self._set_status(DepositStatus.CHECKING, why)
+        deciding = self._state.outcome is None
+        if deciding:
+            self._set_status(DepositStatus.CHECKING, why)
         assert self._state.created_at is not None
         try:
             check = await workflow.execute_local_activity_method(
@@ -253,11 +360,14 @@ class DepositWorkflow:
                 why,
                 err.cause or err,
             )
-            self._set_status(DepositStatus.PENDING, "status unknown, waiting")
-            return None
-        self._note_check(check)
-        if check.verdict == Verdict.PENDING:
-            self._set_status(DepositStatus.PENDING, f"Xprizo says {check.status_word}")
+            check = None
+        finally:
+            self._check_attempts += 1
+        if check is not None:
+            self._note_check(check)
+        if deciding and (check is None or check.verdict == Verdict.PENDING):
+            word = check.status_word if check else "unknown"
+            self._set_status(DepositStatus.PENDING, f"Xprizo says {word}")
         return check
 
     def _note_check(self, check: StatusCheck) -> None:
@@ -272,50 +382,61 @@ class DepositWorkflow:
             check.verdict,
         )
 
-    def _judge(self, check: StatusCheck | None) -> tuple[Outcome, str | None]:
+    def _judge(
+        self, check: StatusCheck | None
+    ) -> tuple[Outcome, str | None, list[Mismatch]]:
         """Turn the deciding status check into an outcome; approval needs values to match."""
         if check is None:
-            return Outcome.NEEDS_REVIEW, "status unknown at the deadline"
+            return Outcome.NEEDS_REVIEW, "status unknown at the deadline", []
         if check.verdict == Verdict.CANCELLED:
-            return Outcome.CANCELLED, f"Xprizo status {check.status_word}"
+            return Outcome.CANCELLED, f"Xprizo status {check.status_word}", []
         if check.verdict == Verdict.PENDING:
-            return Outcome.NEEDS_REVIEW, f"still {check.status_word} at the deadline"
+            return (
+                Outcome.NEEDS_REVIEW,
+                f"still {check.status_word} at the deadline",
+                [],
+            )
         mismatches = self._mismatches(check)
         if mismatches:
-            return Outcome.NEEDS_REVIEW, "approved but " + "; ".join(mismatches)
-        return Outcome.APPROVED, f"Xprizo status {check.status_word}"
+            detail = "; ".join(
+                f"{m.source} {m.field} {m.reported} != requested {m.requested}"
+                for m in mismatches
+            )
+            return Outcome.NEEDS_REVIEW, f"approved but {detail}", mismatches
+        return Outcome.APPROVED, f"Xprizo status {check.status_word}", []
 
-    def _mismatches(self, check: StatusCheck) -> list[str]:
+    def _mismatches(self, check: StatusCheck) -> list[Mismatch]:
         """Where Xprizo's status or callbacks disagree with the request."""
-        request = self._request
-        found: list[str] = []
         reported = [("status", check.amount, check.currency, check.reference)] + [
             (f"{c.status or 'callback'} callback", c.amount, c.currency, c.reference)
             for c in self._callbacks
         ]
+        found: list[Mismatch] = []
         for source, amount, currency, reference in reported:
-            if amount is not None and amount != request.amount:
-                found.append(f"{source} amount {amount} != requested {request.amount}")
-            if currency is not None and currency.upper() != request.currency.upper():
-                found.append(
-                    f"{source} currency {currency} != requested {request.currency}"
-                )
-            if reference is not None and reference != request.reference:
-                found.append(f"{source} reference {reference} != {request.reference}")
+            found += self._disagreements(source, amount, currency, reference)
         return found
 
-    async def _finish(
+    def _disagreements(self, source, amount, currency, reference) -> list[Mismatch]:
+        request = self._request
+        found = []
+        if amount is not None and amount != request.amount:
+            found.append(Mismatch.of(source, "amount", request.amount, amount))
+        if currency is not None and currency.upper() != request.currency.upper():
+            found.append(Mismatch.of(source, "currency", request.currency, currency))
+        if reference is not None and reference != request.reference:
+            found.append(Mismatch.of(source, "reference", request.reference, reference))
+        return found
+
+    async def _decide(
         self,
         outcome: Outcome,
         decided_by: DecidedBy,
         reason: str | None,
         check: StatusCheck | None = None,
+        mismatches: list[Mismatch] | None = None,
     ) -> DepositResult:
+        """Record the outcome in the ledger, then make it visible."""
         state = self._state
-        state.outcome = outcome
-        state.decided_by = decided_by
-        state.reason = reason
-        state.finished_at = workflow.now()
         result = DepositResult(
             reference=state.reference,
             outcome=outcome,
@@ -326,13 +447,14 @@ class DepositWorkflow:
             currency=state.currency,
             phone_masked=state.phone_masked,
             xprizo_status=check.status_word if check else None,
+            mismatches=mismatches or [],
             started_at=state.started_at,
-            finished_at=state.finished_at,
+            finished_at=workflow.now(),
         )
         recorded = await workflow.execute_local_activity_method(
             DepositActivities.record_outcome,
             result,
-            start_to_close_timeout=RECORD_START_TO_CLOSE,
+            start_to_close_timeout=LEDGER_START_TO_CLOSE,
             retry_policy=LEDGER_RETRY,
             summary=f"record the outcome {outcome} in the ledger",
         )
@@ -343,17 +465,120 @@ class DepositWorkflow:
                 recorded.recorded_outcome,
                 outcome,
             )
-        workflow.upsert_search_attributes(
-            [search_attributes.DEPOSIT_STATUS.value_set(outcome.value)]
+        self._show_outcome(result)
+        return result
+
+    async def _await_review(self, result: DepositResult) -> DepositResult:
+        """Stay open until an operator resolves the deposit or Xprizo settles it."""
+        # Only a deposit still pending at the deadline may be settled by a later status
+        # check; a value mismatch always needs a person.
+        settle_by_status = not result.mismatches
+        review_ends = workflow.now() + self._request.policy.review_window
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._resolution is not None or bool(self._triggers),
+                    timeout=max(review_ends - workflow.now(), timedelta(seconds=1)),
+                )
+            except TimeoutError:
+                workflow.logger.warning(
+                    "deposit %s: review window ended unresolved; stays needs_review",
+                    self._request.reference,
+                )
+                return result
+            if self._resolution is not None:
+                resolution = self._resolution
+                settled = await self._settle(
+                    result,
+                    resolution.outcome,
+                    DecidedBy.OPERATOR,
+                    resolution.reason,
+                    actor=resolution.operator,
+                )
+                if settled is not None:
+                    return settled
+                self._resolution = None
+                continue
+            decided_by = self._take_triggers()
+            check = await self._check_status(
+                f"status check in review after {decided_by}"
+            )
+            if not settle_by_status or check is None:
+                continue
+            outcome, reason, _ = self._judge(check)
+            if outcome != Outcome.NEEDS_REVIEW:
+                settled = await self._settle(
+                    result, outcome, decided_by, reason, actor="xprizo-status"
+                )
+                if settled is not None:
+                    return settled
+
+    async def _settle(
+        self,
+        result: DepositResult,
+        outcome: Outcome,
+        decided_by: DecidedBy,
+        reason: str,
+        *,
+        actor: str,
+    ) -> DepositResult | None:
+        """Change a recorded needs_review to its final outcome, once, with an audit row.
+
+        ``None`` when the ledger refused: the deposit stays needs_review.
+        """
+        try:
+            await workflow.execute_local_activity_method(
+                DepositActivities.record_resolution,
+                ResolutionRecord(
+                    reference=result.reference,
+                    outcome=outcome,
+                    reason=reason,
+                    actor=actor,
+                ),
+                start_to_close_timeout=LEDGER_START_TO_CLOSE,
+                retry_policy=LEDGER_RETRY,
+                summary=f"resolve needs_review as {outcome} in the ledger",
+            )
+        except ActivityError as err:
+            workflow.logger.error(
+                "deposit %s: ledger refused the resolution as %s: %s",
+                result.reference,
+                outcome,
+                err.cause or err,
+            )
+            return None
+        self._state.resolved_by = actor
+        settled = result.model_copy(
+            update={
+                "outcome": outcome,
+                "decided_by": decided_by,
+                "reason": reason,
+                "finished_at": workflow.now(),
+            }
         )
-        self._set_status(DepositStatus(outcome.value), reason or outcome.value)
+        self._show_outcome(settled)
+        return settled
+
+    def _show_outcome(self, result: DepositResult) -> None:
+        state = self._state
+        state.outcome = result.outcome
+        state.decided_by = result.decided_by
+        state.reason = result.reason
+        state.mismatches = result.mismatches
+        state.finished_at = result.finished_at
+        workflow.upsert_search_attributes(
+            [search_attributes.DEPOSIT_STATUS.value_set(result.outcome.value)]
+        )
+        self._set_status(DepositStatus(result.outcome.value), result.reason or "")
         workflow.logger.info(
             "deposit %s: outcome %s decided by %s (%s)",
             state.reference,
-            outcome,
-            decided_by,
-            reason,
+            result.outcome,
+            result.decided_by,
+            result.reason,
         )
+
+    async def _close(self, result: DepositResult) -> DepositResult:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
@@ -373,3 +598,8 @@ class DepositWorkflow:
             f"{self._state.phone_masked}, {self._state.status_checks} status checks, "
             f"{self._state.callbacks_received} callbacks"
         )
+
+
+def _is_invalid_request(err: ActivityError) -> bool:
+    cause = err.cause
+    return isinstance(cause, ApplicationError) and cause.type == "InvalidDepositRequest"
