@@ -1,5 +1,6 @@
-"""The merchant's own record of deposits: outcomes, callbacks and reconciliation items."""
+"""The merchant's own record of deposits: outcomes, callbacks, reconciliation items and
+operator actions."""
 
-from ledger.store import Ledger
+from ledger.store import Ledger, ResolutionRefusedError
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "ResolutionRefusedError"]

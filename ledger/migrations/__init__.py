@@ -1,0 +1,1 @@
+"""Alembic revisions of the ledger's schema, applied by ``Ledger.migrate()``."""
