@@ -9,11 +9,13 @@ import signal
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.common import MetricMeter
 from temporalio.worker import Worker
 
 from activities import DepositActivities
 from deposits.settings import Settings
 from ledger import Ledger
+from worker.telemetry import MeteredTransport, flush_traces, worker_runtime
 from worker.temporal import connect
 from workflows import DepositWorkflow, ReconcileWorkflow
 from xprizo import XprizoClient
@@ -21,14 +23,17 @@ from xprizo import XprizoClient
 log = logging.getLogger(__name__)
 
 
-def xprizo_client(settings: Settings) -> XprizoClient:
-    """The Xprizo client the settings describe."""
+def xprizo_client(settings: Settings, meter: MetricMeter | None = None) -> XprizoClient:
+    """The Xprizo client the settings describe; with a meter, every call is counted."""
     return XprizoClient(
         settings.xprizo_base_url,
         settings.xprizo_api_key,
         settings.xprizo_account_id,
         status_path=settings.xprizo_status_path,
         timeout=settings.xprizo_timeout_seconds,
+        transport=(
+            None if meter is None else MeteredTransport(meter, settings.xprizo_base_url)
+        ),
     )
 
 
@@ -49,10 +54,11 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then let running activities finish within the grace."""
-    client = await connect(settings)
+    runtime = worker_runtime(settings)
+    client = await connect(settings, runtime)
     ledger = Ledger(settings.ledger_url)
-    ledger.create_schema()
-    async with xprizo_client(settings) as xprizo:
+    await asyncio.to_thread(ledger.migrate)
+    async with xprizo_client(settings, runtime.metric_meter) as xprizo:
         worker = build_worker(client, settings, DepositActivities(xprizo, ledger))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -61,7 +67,10 @@ async def run_worker(settings: Settings) -> None:
         log.info("worker polling task queue %s", settings.task_queue)
         async with worker:
             await stop.wait()
-            log.info("worker draining (grace %ss)", settings.worker_shutdown_grace_seconds)
+            log.info(
+                "worker draining (grace %ss)", settings.worker_shutdown_grace_seconds
+            )
         with contextlib.suppress(Exception):
             ledger.close()
+    flush_traces()
     log.info("worker stopped")

@@ -9,18 +9,27 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from deposits import search_attributes
 from deposits.settings import Settings
 
 
-async def connect(settings: Settings) -> Client:
-    """A Temporal client whose converter round-trips Decimal and aware datetimes."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A Temporal client whose converter round-trips Decimal and aware datetimes.
+
+    With ``tracing_enabled`` it carries Temporal's OpenTelemetry plugin, so starts,
+    signals and the workers built on it all join one trace.
+    """
+    from worker.telemetry import tracing_plugins
+
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
+        plugins=tracing_plugins(settings),
     )
 
 
