@@ -8,10 +8,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 
 from simulator.app import create_app
 from simulator.server import BackgroundServer
+from xprizo.models import loads_json
 
 __all__ = ["CallbackRecorder", "RunningSimulator"]
 
@@ -34,6 +36,78 @@ class RunningSimulator(BackgroundServer):
     def api_url(self) -> str:
         """The base URL an Xprizo client is given."""
         return self.url + "/api"
+
+    def _control(self, method: str, path: str, **kwargs: Any) -> Any:
+        # trust_env=False: control calls go to this local server, never a proxy.
+        with httpx.Client(base_url=self.url, trust_env=False, timeout=10) as http:
+            response = http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return loads_json(response.content) if response.content else None
+
+    def script(self, reference: str, scenario: str = "pending", **knobs: Any) -> None:
+        """Choose the scenario and fault knobs for a reference before it is created."""
+        self._control(
+            "PUT",
+            f"/_sim/scenarios/{reference}",
+            json={"scenario": scenario, **knobs},
+        )
+
+    def set_faults(self, **faults: Any) -> None:
+        """Script endpoint-wide faults (errors, retry_after, slow); resets counters."""
+        self._control("PUT", "/_sim/faults", json=faults)
+
+    def clear_faults(self) -> None:
+        """Remove every endpoint-wide fault."""
+        self._control("DELETE", "/_sim/faults")
+
+    def requests(
+        self, reference: str | None = None, endpoint: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The API requests received, optionally for one reference and endpoint."""
+        params = {
+            name: value
+            for name, value in (("reference", reference), ("endpoint", endpoint))
+            if value is not None
+        }
+        return self._control("GET", "/_sim/requests", params=params)
+
+    def callbacks(self, reference: str | None = None) -> list[dict[str, Any]]:
+        """The callbacks the simulator sent or tried to, optionally for a reference."""
+        params = {} if reference is None else {"reference": reference}
+        return self._control("GET", "/_sim/callbacks", params=params)
+
+    def transaction(self, reference: str) -> dict[str, Any]:
+        """The simulator's record of one transaction."""
+        return self._control("GET", f"/_sim/transactions/{reference}")
+
+    def decide(
+        self, reference: str, status: str = "Active", callback: bool = True
+    ) -> None:
+        """Move a transaction to a final status now and, unless told not, call back."""
+        self._control(
+            "POST",
+            f"/_sim/transactions/{reference}/decide",
+            json={"status": status, "callback": callback},
+        )
+
+    def send_callback(
+        self,
+        reference: str,
+        status_type: int = 2,
+        *,
+        null_transaction_fields: bool = False,
+        copies: int = 1,
+    ) -> None:
+        """Post a callback for a transaction now without changing its status."""
+        self._control(
+            "POST",
+            f"/_sim/transactions/{reference}/callback",
+            json={
+                "status_type": status_type,
+                "null_transaction_fields": null_transaction_fields,
+                "copies": copies,
+            },
+        )
 
 
 class CallbackRecorder(BackgroundServer):

@@ -409,7 +409,8 @@ async def test_webhook_preference_round_trip(client: XprizoClient, stub: Stub) -
     url = stub.server.url + "/hook?token=abc&x=1"
     await client.set_approval_webhook(url)
     preference = await client.get_preference()
-    assert preference["approvalWebhook"] == url
+    assert preference.approval_webhook == url
+    assert url not in repr(preference)
     await client.test_approval_webhook()
 
 

@@ -2,9 +2,14 @@
 
 from xprizo.client import XprizoClient
 from xprizo.errors import (
+    XprizoBadResponseError,
+    XprizoConnectionError,
     XprizoCredentialsError,
     XprizoError,
+    XprizoRateLimitedError,
     XprizoRejectedError,
+    XprizoServerError,
+    XprizoTimeoutError,
     XprizoTransientError,
 )
 from xprizo.models import (
@@ -17,6 +22,7 @@ from xprizo.models import (
     CallbackTransaction,
     CallbackType,
     CreatedDeposit,
+    Preference,
     StatusReport,
     loads_json,
 )
@@ -32,12 +38,18 @@ __all__ = [
     "CallbackTransaction",
     "CallbackType",
     "CreatedDeposit",
+    "Preference",
     "StatusReport",
     "Verdict",
+    "XprizoBadResponseError",
     "XprizoClient",
+    "XprizoConnectionError",
     "XprizoCredentialsError",
     "XprizoError",
+    "XprizoRateLimitedError",
     "XprizoRejectedError",
+    "XprizoServerError",
+    "XprizoTimeoutError",
     "XprizoTransientError",
     "loads_json",
     "map_status",

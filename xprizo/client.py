@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,11 +14,15 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from xprizo.errors import (
+    XprizoBadResponseError,
+    XprizoConnectionError,
     XprizoCredentialsError,
+    XprizoRateLimitedError,
     XprizoRejectedError,
-    XprizoTransientError,
+    XprizoServerError,
+    XprizoTimeoutError,
 )
-from xprizo.models import CreatedDeposit, StatusReport, loads_json
+from xprizo.models import CreatedDeposit, Preference, StatusReport, loads_json
 
 __all__ = ["XprizoClient"]
 
@@ -31,6 +36,31 @@ _ALREADY_EXISTS = (
     "a pending transaction with this reference already exists",
 )
 _MAX_REASON = 500
+_ACCOUNT_PLACEHOLDER = "{account_id}"
+_WEBHOOK_URL_PARAM = re.compile(r"([?&]url=)[^&\s\"]*")
+
+
+class _RedactWebhookUrl(logging.Filter):
+    """Hide the `url=` query value in httpx's request log lines.
+
+    SetApprovalWebhook sends the webhook URL, which carries the receiver's secret, as
+    a query parameter, and httpx logs every request URL at INFO.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(
+                _WEBHOOK_URL_PARAM.sub(r"\1<redacted>", str(arg))
+                if "SetApprovalWebhook" in str(arg)
+                else arg
+                for arg in record.args
+            )
+        return True
+
+
+_httpx_logger = logging.getLogger("httpx")
+if not any(isinstance(f, _RedactWebhookUrl) for f in _httpx_logger.filters):
+    _httpx_logger.addFilter(_RedactWebhookUrl())
 
 
 class XprizoClient:
@@ -56,7 +86,7 @@ class XprizoClient:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._account_id = account_id
-        self._status_path = status_path.strip("/")
+        self._status_path = _status_path(status_path, account_id)
         self._http = httpx.AsyncClient(
             base_url=self._base_url + "/",
             timeout=timeout,
@@ -116,7 +146,10 @@ class XprizoClient:
             body["routingCode"] = routing_code
         try:
             data = await self._request(
-                "POST", "Transaction/MPesaDeposit", content=_encode_json(body)
+                "POST",
+                "Transaction/MPesaDeposit",
+                content=_encode_json(body),
+                reference=reference,
             )
         except XprizoRejectedError as exc:
             if exc.status_code == 400 and _is_already_exists(exc.reason):
@@ -135,9 +168,9 @@ class XprizoClient:
         try:
             created = CreatedDeposit.from_response(data)
         except (ValueError, ValidationError) as exc:
-            raise XprizoTransientError(
-                "Xprizo answered the create with an unreadable body; the deposit may "
-                "exist, check its status",
+            raise XprizoBadResponseError(
+                f"Xprizo answered the create for reference {reference} with an "
+                "unreadable body; the deposit may exist, check its status",
                 status_code=200,
             ) from exc
         logger.info(
@@ -152,14 +185,16 @@ class XprizoClient:
         """Ask Xprizo for the current status of the transaction with this reference."""
         data = await self._request(
             "GET",
-            f"{self._status_path}/{self._account_id}",
+            self._status_path,
             params={"reference": reference},
+            reference=reference,
         )
         try:
             return StatusReport.model_validate(data)
         except ValidationError as exc:
-            raise XprizoTransientError(
-                "Xprizo answered the status check with an unreadable body",
+            raise XprizoBadResponseError(
+                f"Xprizo answered the status check for reference {reference} with "
+                "an unreadable body",
                 status_code=200,
             ) from exc
 
@@ -176,15 +211,16 @@ class XprizoClient:
         """Ask Xprizo to send a test callback to the registered webhook."""
         await self._request("GET", "Preference/TestApprovalWebhook", expect_json=False)
 
-    async def get_preference(self) -> dict[str, Any]:
-        """Return the processing profile's preferences, `approvalWebhook` among them."""
+    async def get_preference(self) -> Preference:
+        """Return the profile's preferences, the approval webhook among them."""
         data = await self._request("GET", "Preference")
-        if not isinstance(data, dict):
-            raise XprizoTransientError(
+        try:
+            return Preference.from_response(data)
+        except (ValueError, ValidationError) as exc:
+            raise XprizoBadResponseError(
                 "Xprizo answered the preference request with an unreadable body",
                 status_code=200,
-            )
-        return data
+            ) from exc
 
     async def _request(
         self,
@@ -194,6 +230,7 @@ class XprizoClient:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         expect_json: bool = True,
+        reference: str | None = None,
     ) -> Any:
         headers = {"Content-Type": _CONTENT_TYPE} if content is not None else None
         try:
@@ -201,39 +238,53 @@ class XprizoClient:
                 method, path, params=params, content=content, headers=headers
             )
         except httpx.TimeoutException as exc:
-            raise XprizoTransientError(
-                f"Xprizo {method} {path} timed out ({type(exc).__name__})"
+            raise XprizoTimeoutError(
+                f"Xprizo {method} {path}{_for(reference)} timed out "
+                f"({type(exc).__name__})"
             ) from None
         except httpx.TransportError as exc:
-            raise XprizoTransientError(
-                f"Xprizo {method} {path} failed to connect ({type(exc).__name__})"
+            raise XprizoConnectionError(
+                f"Xprizo {method} {path}{_for(reference)} failed to connect "
+                f"({type(exc).__name__})"
             ) from None
-        logger.debug("Xprizo %s %s answered %s", method, path, response.status_code)
-        self._raise_for_status(method, path, response)
+        logger.debug(
+            "Xprizo %s %s%s answered %s",
+            method,
+            path,
+            _for(reference),
+            response.status_code,
+        )
+        self._raise_for_status(method, path, response, reference)
         if not expect_json:
             return None
         try:
             return loads_json(response.content)
         except ValueError as exc:
-            raise XprizoTransientError(
-                f"Xprizo {method} {path} answered {response.status_code} with a body "
-                "that is not JSON",
+            raise XprizoBadResponseError(
+                f"Xprizo {method} {path}{_for(reference)} answered "
+                f"{response.status_code} with a body that is not JSON",
                 status_code=response.status_code,
             ) from exc
 
     def _raise_for_status(
-        self, method: str, path: str, response: httpx.Response
+        self,
+        method: str,
+        path: str,
+        response: httpx.Response,
+        reference: str | None,
     ) -> None:
         code = response.status_code
         if 200 <= code < 300:
             return
         reason = self._scrub(_reason_from_body(response))
-        message = f"Xprizo {method} {path} answered {code}: {reason}"
+        message = f"Xprizo {method} {path}{_for(reference)} answered {code}: {reason}"
         if code == 429 or code >= 500:
-            raise XprizoTransientError(
+            error = XprizoRateLimitedError if code == 429 else XprizoServerError
+            raise error(
                 message,
                 status_code=code,
                 retry_after=_retry_after(response.headers.get("Retry-After")),
+                reason=reason,
             )
         if code in (401, 403):
             raise XprizoCredentialsError(message, status_code=code, reason=reason)
@@ -245,6 +296,18 @@ class XprizoClient:
         if secret:
             text = text.replace(secret, "**********")
         return text
+
+
+def _for(reference: str | None) -> str:
+    return "" if reference is None else f" for reference {reference}"
+
+
+def _status_path(template: str, account_id: int) -> str:
+    """The status path: `{account_id}` filled in, or the id appended as a segment."""
+    path = template.strip().strip("/")
+    if _ACCOUNT_PLACEHOLDER in path:
+        return path.replace(_ACCOUNT_PLACEHOLDER, str(account_id))
+    return f"{path}/{account_id}"
 
 
 def _checked_amount(amount: Decimal) -> Decimal:

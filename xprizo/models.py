@@ -18,6 +18,7 @@ __all__ = [
     "CallbackTransaction",
     "CallbackType",
     "CreatedDeposit",
+    "Preference",
     "StatusReport",
     "loads_json",
 ]
@@ -179,3 +180,28 @@ class Callback(BaseModel):
     def reference(self) -> str | None:
         """The merchant reference the callback names, if any."""
         return self.transaction.reference if self.transaction else None
+
+
+class Preference(BaseModel):
+    """The processing profile's preferences from ``GET Preference``.
+
+    The webhook URL carries the receiver's secret, so it is left out of the repr;
+    every other field Xprizo sends is kept in `raw`.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    approval_webhook: str | None = Field(
+        default=None, alias="approvalWebhook", repr=False
+    )
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_response(cls, data: Any) -> "Preference":
+        """Build from Xprizo's JSON object; an empty webhook means none is set."""
+        if not isinstance(data, dict):
+            raise ValueError("preference response is not a JSON object")
+        webhook = data.get("approvalWebhook")
+        if not isinstance(webhook, str) or not webhook.strip():
+            webhook = None
+        return cls(approval_webhook=webhook and webhook.strip(), raw=data)
