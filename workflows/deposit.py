@@ -14,6 +14,7 @@ from enum import StrEnum
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.deposit_activities import DepositActivities
@@ -36,6 +37,10 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from deposits.validation import mask_phone
+
+# How a failed local activity reaches the workflow: wrapped in an ActivityError, or as
+# the activity's own ApplicationError or timeout. Cancellation is not among them.
+ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError)
 
 # Callback status types that say Xprizo reached a decision (2 accepted, 3 rejected,
 # 4 cancelled). "New" (1) and the test call (0) need no status check.
@@ -224,10 +229,11 @@ class DepositWorkflow:
                 retry_policy=XPRIZO_CALL_RETRY,
                 summary="create the M-Pesa deposit at Xprizo",
             )
-        except ActivityError as err:
-            if _is_invalid_request(err):
+        except ACTIVITY_FAILURES as err:
+            invalid = _invalid_request(err)
+            if invalid is not None:
                 return CreateResult(
-                    created=False, reason=str(err.cause), created_at=workflow.now()
+                    created=False, reason=invalid.message, created_at=workflow.now()
                 )
             # Whether Xprizo created it is unknown: the status checks will tell.
             workflow.logger.warning(
@@ -322,7 +328,7 @@ class DepositWorkflow:
     ) -> StatusCheck | None:
         try:
             check = await poller
-        except ActivityError as err:
+        except ACTIVITY_FAILURES as err:
             # Its schedule-to-close backstop fired (a dead worker at the deadline):
             # the last check at the deadline decides.
             workflow.logger.warning(
@@ -353,7 +359,7 @@ class DepositWorkflow:
                 retry_policy=XPRIZO_CALL_RETRY,
                 summary=why,
             )
-        except ActivityError as err:
+        except ACTIVITY_FAILURES as err:
             workflow.logger.warning(
                 "deposit %s: %s failed (%s), status still unknown",
                 self._request.reference,
@@ -539,7 +545,7 @@ class DepositWorkflow:
                 retry_policy=LEDGER_RETRY,
                 summary=f"resolve needs_review as {outcome} in the ledger",
             )
-        except ActivityError as err:
+        except ACTIVITY_FAILURES as err:
             workflow.logger.error(
                 "deposit %s: ledger refused the resolution as %s: %s",
                 result.reference,
@@ -600,6 +606,9 @@ class DepositWorkflow:
         )
 
 
-def _is_invalid_request(err: ActivityError) -> bool:
-    cause = err.cause
-    return isinstance(cause, ApplicationError) and cause.type == "InvalidDepositRequest"
+def _invalid_request(err: Exception) -> ApplicationError | None:
+    """The activity's refusal of a request that can never succeed, if that is it."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and cause.type == "InvalidDepositRequest":
+        return cause
+    return None
