@@ -19,7 +19,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # 07…/01…, 2547…/2541…, +2547…, with single spaces or dashes between digit groups.
 _PHONE = re.compile(r"(?<![\d+])(?:\+?254[ -]?|0)[17]\d{2}[ -]?\d{3}[ -]?\d{3}(?!\d)")
 _WORKFLOW_PREFIX = "deposit-"
-_NOISY = ("httpx", "httpcore", "uvicorn.access")
+_NOISY = ("httpx", "httpcore", "uvicorn.access", "alembic.runtime.plugins")
 
 
 class Redactor:

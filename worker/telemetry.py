@@ -77,15 +77,72 @@ def tracing_plugins(settings: Settings) -> list:
         provider = create_tracer_provider(
             resource=Resource.create({"service.name": settings.service_name})
         )
+        exporter = OTLPSpanExporter(endpoint=settings.tracing_otlp_endpoint)
         provider.add_span_processor(
-            BatchSpanProcessor(
-                OTLPSpanExporter(endpoint=settings.tracing_otlp_endpoint)
-            )
+            BatchSpanProcessor(redacting_exporter(exporter, _redactor(settings)))
         )
         trace.set_tracer_provider(provider)
         _tracing_plugins = [OpenTelemetryPlugin(add_temporal_spans=True)]
         log.info("tracing to %s", settings.tracing_otlp_endpoint)
     return list(_tracing_plugins)
+
+
+def _redactor(settings: Settings):
+    from deposits.logs import Redactor
+
+    secrets = [
+        settings.xprizo_api_key.get_secret_value(),
+        settings.webhook_secret.get_secret_value(),
+    ]
+    if settings.api_token is not None:
+        secrets.append(settings.api_token.get_secret_value())
+    return Redactor(secrets)
+
+
+def redacting_exporter(inner, redact):
+    """A span exporter that masks phones and blanks secrets in every span it passes on.
+
+    Instrumented HTTP servers record the request path, and the callback path carries
+    the webhook secret; spans are rebuilt with their text values redacted.
+    """
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    def clean(attributes):
+        return {
+            key: redact(value) if isinstance(value, str) else value
+            for key, value in (attributes or {}).items()
+        }
+
+    def rebuilt(span):
+        return ReadableSpan(
+            name=redact(span.name),
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=clean(span.attributes),
+            events=[
+                Event(e.name, clean(e.attributes), e.timestamp) for e in span.events
+            ],
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    class RedactingExporter(SpanExporter):
+        def export(self, spans):
+            return inner.export([rebuilt(span) for span in spans])
+
+        def shutdown(self):
+            return inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return inner.force_flush(timeout_millis)
+
+    return RedactingExporter()
 
 
 def flush_traces() -> None:
