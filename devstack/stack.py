@@ -50,15 +50,16 @@ class StackPorts:
     ui: int = 8233
     simulator: int = 8701
     webhook: int = 8702
+    api: int = 8703
 
     @classmethod
     def random(cls) -> StackPorts:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 @dataclass
 class LocalStack:
-    """The four processes of the embedded stack, sharing one data folder."""
+    """The processes of the embedded stack, sharing one data folder."""
 
     data_dir: Path
     ports: StackPorts = field(default_factory=StackPorts)
@@ -73,6 +74,7 @@ class LocalStack:
             "DEPOSITS_XPRIZO_BASE_URL": f"http://127.0.0.1:{self.ports.simulator}/api",
             "DEPOSITS_WEBHOOK_PORT": str(self.ports.webhook),
             "DEPOSITS_WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{self.ports.webhook}",
+            "DEPOSITS_API_PORT": str(self.ports.api),
             "DEPOSITS_LEDGER_URL": f"sqlite:///{self.data_dir / 'ledger.sqlite3'}",
         }
         env.update(self.overrides)
@@ -103,6 +105,7 @@ class LocalStack:
             self.start_temporal()
             self.start_simulator()
             self.start_webhook()
+            self.start_api()
             self.start_worker()
         except BaseException:
             self.stop()
@@ -132,6 +135,14 @@ class LocalStack:
         self._spawn("webhook", self._cli("webhook"))
         _wait_for_port(self.ports.webhook, "webhook receiver")
 
+    def start_api(self) -> None:
+        self._spawn("api", self._cli("api"))
+        _wait_for_port(self.ports.api, "deposits API")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
     def start_worker(self) -> None:
         self._spawn("worker", self._cli("worker"))
 
@@ -150,7 +161,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything, the worker first so it drains while Temporal still runs."""
-        for name in ("worker", "webhook", "simulator", "temporal"):
+        for name in ("worker", "api", "webhook", "simulator", "temporal"):
             self.stop_process(name)
 
     def log_path(self, name: str) -> Path:

@@ -311,6 +311,27 @@ class Ledger:
                 query = query.where(CallbackRow.reference == reference)
             return list(session.scalars(query))
 
+    def reference_for_transaction(self, transaction_id: int) -> str | None:
+        """The reference of a transaction id, from outcomes or signalled callbacks."""
+        with Session(self._engine) as session:
+            found = session.scalar(
+                select(DepositRow.reference)
+                .where(DepositRow.transaction_id == transaction_id)
+                .limit(1)
+            )
+            if found is None:
+                found = session.scalar(
+                    select(CallbackRow.reference)
+                    .where(
+                        CallbackRow.transaction_id == transaction_id,
+                        CallbackRow.reference.is_not(None),
+                        CallbackRow.result == "signalled",
+                    )
+                    .order_by(CallbackRow.id.desc())
+                    .limit(1)
+                )
+            return found
+
     def reconciliation_items(self) -> list[ReconciliationRow]:
         """Every conflicting fact kept for a person to settle."""
         with Session(self._engine) as session:
