@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 
+import httpx
 import pytest
 
 from deposits import metrics
@@ -69,6 +70,10 @@ def demo_run(tmp_path_factory):
         with stack:
             runs = asyncio.run(_run_deposits(stack))
             samples = scrape(metrics_address)
+            # Kept beside the logs for a person reading a failed run.
+            (data_dir / "metrics.txt").write_text(
+                httpx.get(f"http://{metrics_address}/metrics").text
+            )
         # This process started the deposits through a traced client: send its spans
         # while the receiver still listens.
         flush_traces()
@@ -131,3 +136,16 @@ def test_the_worker_serves_sdk_and_xprizo_call_metrics(demo_run):
     assert value(samples, calls, endpoint="Transaction/MPesaDeposit", status="200") == 4
     assert value(samples, calls, endpoint="Transaction/MPesaDeposit", status="400") == 1
     assert value(samples, calls, endpoint="Transaction/StatusByReference/{id}") > 0
+
+
+def test_the_worker_serves_each_deposits_start_outcome_and_time(demo_run):
+    samples = demo_run["samples"]
+    assert value(samples, metrics.DEPOSITS_STARTED) == len(DEMO_DEPOSITS)
+    for deposit in DEMO_DEPOSITS:
+        labels = {
+            "outcome": deposit.expected_outcome.value,
+            "decided_by": deposit.expected_decided_by.value,
+        }
+        assert value(samples, metrics.DEPOSITS_FINISHED, **labels) >= 1, labels
+    timed = value(samples, metrics.DEPOSIT_TIME_TO_OUTCOME + "_count")
+    assert timed == len(DEMO_DEPOSITS)
