@@ -1,15 +1,18 @@
-"""The webhook receiver over real HTTP, signalling deposits on the time-skipping server.
+"""The webhook receiver over real HTTP, signalling deposits on the dev server.
 
 No worker runs here: a signal the server accepted shows as an event in the deposit's
-history, which is exactly what the receiver promises.
+history, which is exactly what the receiver promises. The deposits started here are
+terminated at the end; on the time-skipping server their never-taken workflow tasks
+would hold its clock still for every later test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -18,6 +21,7 @@ import pytest
 from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
 from deposits.client import DepositClient
 from deposits.models import DecidedBy, DepositResult, Outcome
@@ -38,6 +42,7 @@ class Receiver:
     ledger: Ledger
     deposits: DepositClient
     http: httpx.AsyncClient
+    started: list = field(default_factory=list)
 
     async def post(self, body: bytes | dict, **kwargs) -> httpx.Response:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -47,9 +52,10 @@ class Receiver:
 
     async def start(self, amount: str = "100") -> str:
         reference = f"wh-{uuid.uuid4().hex[:12]}"
-        await self.deposits.start(
+        handle = await self.deposits.start(
             reference=reference, amount=amount, phone="0712345678", description="Pass"
         )
+        self.started.append(handle)
         return reference
 
     async def signals(self, reference: str) -> list[dict]:
@@ -91,12 +97,15 @@ async def serve_receiver(
 
 
 @pytest.fixture(scope="module")
-async def receiver(time_skipping_env, tmp_path_factory) -> AsyncIterator[Receiver]:
+async def receiver(dev_env, tmp_path_factory) -> AsyncIterator[Receiver]:
     settings = receiver_settings(tmp_path_factory.mktemp("webhook"))
     ledger = Ledger(settings.ledger_url)
     ledger.create_schema()
-    async for running in serve_receiver(time_skipping_env.client, settings, ledger):
+    async for running in serve_receiver(dev_env.client, settings, ledger):
         yield running
+        for handle in running.started:
+            with contextlib.suppress(RPCError):
+                await handle.terminate(reason="webhook test finished")
     ledger.close()
 
 
@@ -208,11 +217,11 @@ async def test_an_unparsable_or_wrong_shaped_body_gets_400_and_is_kept_k6(
     assert kept[-1].raw == body[:8192].decode("utf-8", errors="replace")
 
 
-async def test_a_long_invalid_body_is_kept_truncated_k6(tmp_path, time_skipping_env):
+async def test_a_long_invalid_body_is_kept_truncated_k6(tmp_path, dev_env):
     settings = receiver_settings(tmp_path, webhook_max_body_bytes=64 * 1024)
     ledger = Ledger(settings.ledger_url)
     ledger.create_schema()
-    async for running in serve_receiver(time_skipping_env.client, settings, ledger):
+    async for running in serve_receiver(dev_env.client, settings, ledger):
         answer = await running.post(b"{" + b"y" * 20000)
         assert answer.status_code == 400
         [row] = running.rows(result="invalid")
@@ -381,10 +390,10 @@ async def test_an_unreachable_temporal_gives_503_so_xprizo_retries_k4(tmp_path):
     ledger.close()
 
 
-async def test_a_ledger_that_cannot_record_gives_503_k4(tmp_path, time_skipping_env):
+async def test_a_ledger_that_cannot_record_gives_503_k4(tmp_path, dev_env):
     settings = receiver_settings(tmp_path)
     ledger = Ledger(settings.ledger_url)  # no schema: every write fails
-    async for running in serve_receiver(time_skipping_env.client, settings, ledger):
+    async for running in serve_receiver(dev_env.client, settings, ledger):
         invalid = await running.post(b"not json")
         new = await running.post(callback("some-reference", 1))
         assert (invalid.status_code, new.status_code) == (503, 503)
