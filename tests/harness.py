@@ -6,17 +6,18 @@ between the parts is real HTTP on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
 
 from activities import DepositActivities
 from deposits.client import DepositClient
@@ -44,6 +45,23 @@ class DepositHarness:
     simulator: RunningSimulator
     ledger: Ledger
     deposits: DepositClient
+    activities: DepositActivities
+    worker: Worker | None = None
+    _worker_run: asyncio.Task | None = None
+
+    async def start_worker(self) -> None:
+        """Start a (new) worker on the stack's task queue."""
+        assert self.worker is None, "a worker is already running"
+        self.worker = build_worker(self.temporal, self.settings, self.activities)
+        self._worker_run = asyncio.create_task(self.worker.run())
+
+    async def stop_worker(self) -> None:
+        """Shut the worker down as SIGTERM would: drain, then stop."""
+        if self.worker is None:
+            return
+        await self.worker.shutdown()
+        await self._worker_run
+        self.worker = None
 
     async def start(
         self, description: str, *, amount: str = "100", reference: str | None = None
@@ -106,17 +124,17 @@ async def running_harness(
             settings = probe.model_copy(update={"webhook_public_url": receiver_url})
             async with xprizo_client(settings) as xprizo:
                 await xprizo.set_approval_webhook(callback_url(settings))
-                worker = build_worker(temporal, settings, DepositActivities(xprizo, ledger))
-                async with worker:
-                    yield DepositHarness(
-                        temporal=temporal,
-                        settings=settings,
-                        simulator=simulator,
-                        ledger=ledger,
-                        deposits=DepositClient(temporal, settings),
-                    )
+                harness = DepositHarness(
+                    temporal=temporal,
+                    settings=settings,
+                    simulator=simulator,
+                    ledger=ledger,
+                    deposits=DepositClient(temporal, settings),
+                    activities=DepositActivities(xprizo, ledger),
+                )
+                await harness.start_worker()
+                try:
+                    yield harness
+                finally:
+                    await harness.stop_worker()
         ledger.close()
-
-
-def money(value: str) -> Decimal:
-    return Decimal(value)

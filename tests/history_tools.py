@@ -14,9 +14,7 @@ async def assert_no_task_failures(handle: WorkflowHandle) -> list:
     """The history's events, after checking no workflow task failed (K9)."""
     events = await history_events(handle)
     failed = [
-        e
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+        e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
     ]
     assert not failed, f"workflow task failed: {failed[0]}"
     return events

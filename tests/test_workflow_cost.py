@@ -78,8 +78,11 @@ async def test_an_hour_without_callbacks_stays_under_40_events_and_xprizos_pace(
     async with running_harness(
         dev_env.client,
         tmp_path,
-        poll_schedule=[(60 / SCALE, 15 / SCALE), (300 / SCALE, 30 / SCALE),
-                       (600 / SCALE, 60 / SCALE)],
+        poll_schedule=[
+            (60 / SCALE, 15 / SCALE),
+            (300 / SCALE, 30 / SCALE),
+            (600 / SCALE, 60 / SCALE),
+        ],
         poll_interval_after_seconds=300 / SCALE,
         deadline_seconds=HOUR / SCALE,
         not_found_grace_seconds=120 / SCALE,

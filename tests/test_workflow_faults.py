@@ -204,7 +204,11 @@ async def test_k4_create_that_times_out_after_creating_is_adopted(dev_env, tmp_p
 
 async def test_k4_not_found_right_after_create_is_pending_not_cancelled(harness):
     reference, handle = await scripted(
-        harness, "k4nf", scenario="approve", delay=1.5, no_callbacks=True,
+        harness,
+        "k4nf",
+        scenario="approve",
+        delay=1.5,
+        no_callbacks=True,
         not_found_for=1.0,
     )
     state = await outcome_of(harness, handle)
@@ -213,8 +217,12 @@ async def test_k4_not_found_right_after_create_is_pending_not_cancelled(harness)
 
 async def test_k4_status_5xx_and_429_are_unknown_never_a_verdict(harness):
     reference, handle = await scripted(
-        harness, "k4err", scenario="approve", delay=0.3,
-        status_errors=[500, 429, 503], retry_after=0,
+        harness,
+        "k4err",
+        scenario="approve",
+        delay=0.3,
+        status_errors=[500, 429, 503],
+        retry_after=0,
     )
     result = await handle.result()
     assert result.outcome == Outcome.APPROVED
@@ -251,8 +259,11 @@ async def test_k5_not_found_after_the_grace_period_is_cancelled(dev_env, tmp_pat
 
 @pytest.mark.parametrize(
     ("phone", "amount", "complaint"),
-    [("0812345678", "100", "phone"), ("0712345678", "10.5", "whole"),
-     ("0712345678", "-3", "greater than")],
+    [
+        ("0812345678", "100", "phone"),
+        ("0712345678", "10.5", "whole"),
+        ("0712345678", "-3", "greater than"),
+    ],
 )
 async def test_k6_bad_phone_or_amount_starts_nothing(harness, phone, amount, complaint):
     reference = new_reference("k6")
@@ -395,7 +406,9 @@ async def test_operator_resolves_a_needs_review_deposit_once_with_an_audit_row(
     ]
 
 
-async def test_operator_resolve_is_refused_while_the_deposit_is_pending(dev_env, tmp_path):
+async def test_operator_resolve_is_refused_while_the_deposit_is_pending(
+    dev_env, tmp_path
+):
     async with running_harness(
         dev_env.client, tmp_path, poll_schedule=[(60, 30)], deadline_seconds=60
     ) as harness:
@@ -436,3 +449,26 @@ def test_k9_settings_never_put_secrets_in_a_workflow_input():
     policy = settings.deposit_policy().model_dump_json()
     assert settings.xprizo_api_key.get_secret_value() not in policy
     assert settings.webhook_secret.get_secret_value() not in policy
+
+
+async def test_k8_a_worker_gone_past_the_deadline_still_ends_the_deposit(
+    dev_env, tmp_path
+):
+    # The only worker stops mid-poll and comes back after the deadline (and after the
+    # poller's schedule-to-close backstop): the new worker runs the last check and the
+    # deposit ends needs_review instead of waiting forever.
+    overrides = {"poll_schedule": [(60, 0.3)], "deadline_seconds": 3.0}
+    async with running_harness(dev_env.client, tmp_path, **overrides) as harness:
+        reference, handle = await scripted(harness, "k8dead", scenario="pending")
+        await asyncio.sleep(1.0)
+        await harness.stop_worker()
+        assert harness.ledger.outcome(reference) is None
+
+        await asyncio.sleep(4.0)  # past the deadline and the backstop, no worker at all
+        await harness.start_worker()
+        state = await outcome_of(harness, handle, timeout=20)
+
+    assert (state.outcome, state.decided_by) == (
+        Outcome.NEEDS_REVIEW,
+        DecidedBy.DEADLINE,
+    )

@@ -18,7 +18,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.deposit_activities import DepositActivities
-    from deposits import search_attributes
+    from deposits import metrics, search_attributes
     from deposits.models import (
         CallbackSignal,
         CreateResult,
@@ -69,8 +69,8 @@ STATUS_SCHEDULE_TO_CLOSE = timedelta(minutes=2)
 LEDGER_START_TO_CLOSE = timedelta(seconds=30)
 POLL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # The poller stops itself at the deadline; the server-side timeout is the backstop for
-# a poller whose worker died, so it fires a little later.
-POLL_TIMEOUT_SLACK = timedelta(seconds=30)
+# a poller whose worker died, so it fires a little later (at most 30 s).
+POLL_TIMEOUT_SLACK_MAX = timedelta(seconds=30)
 
 
 class Trigger(StrEnum):
@@ -104,6 +104,7 @@ class DepositWorkflow:
 
     @workflow.run
     async def run(self, request: DepositRequest) -> DepositResult:
+        metrics.record_deposit_started()
         created = await self._create()
         if not created.created:
             result = await self._decide(
@@ -316,7 +317,9 @@ class DepositWorkflow:
                 policy=self._request.policy,
                 stop_at=deadline_at,
             ),
-            schedule_to_close_timeout=deadline_at - workflow.now() + POLL_TIMEOUT_SLACK,
+            schedule_to_close_timeout=deadline_at
+            - workflow.now()
+            + poll_slack(self._request.policy.deadline),
             heartbeat_timeout=POLL_HEARTBEAT_TIMEOUT,
             retry_policy=XPRIZO_CALL_RETRY,
             cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
@@ -576,6 +579,8 @@ class DepositWorkflow:
             [search_attributes.DEPOSIT_STATUS.value_set(result.outcome.value)]
         )
         self._set_status(DepositStatus(result.outcome.value), result.reason or "")
+        # A needs_review settled later counts again under its final outcome.
+        metrics.record_outcome_metrics(result)
         workflow.logger.info(
             "deposit %s: outcome %s decided by %s (%s)",
             state.reference,
@@ -604,6 +609,11 @@ class DepositWorkflow:
             f"{self._state.phone_masked}, {self._state.status_checks} status checks, "
             f"{self._state.callbacks_received} callbacks"
         )
+
+
+def poll_slack(deadline: timedelta) -> timedelta:
+    """How long after the deadline the server gives up on a silent poller."""
+    return min(POLL_TIMEOUT_SLACK_MAX, max(timedelta(seconds=1), deadline / 10))
 
 
 def _invalid_request(err: Exception) -> ApplicationError | None:
