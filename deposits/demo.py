@@ -97,7 +97,11 @@ def run_demo(*, keep_running: bool = False, data_dir: Path = DATA_DIR) -> int:
     console = Console(width=150)
     stack = LocalStack(data_dir=data_dir, overrides=DEMO_SETTINGS)
     console.print(f"starting the embedded stack (logs in {data_dir / 'logs'}) ...")
-    stack.start()
+    try:
+        stack.start()
+    except RuntimeError as err:
+        console.print(f"[red]cannot start the demo:[/red] {err}")
+        return 2
     try:
         runs = asyncio.run(_run_deposits(stack))
         _print_report(console, stack, runs)
