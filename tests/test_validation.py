@@ -123,9 +123,11 @@ def test_normalize_phone_property_result_or_clean_error(raw: str) -> None:
     try:
         normalized = normalize_phone(raw)
     except InvalidPhoneError as exc:
-        compact = raw.replace(" ", "").replace("-", "")
-        if len(compact) >= 9:
-            assert compact not in str(exc)
+        # The digits must not be echoed; other characters may be (an input of
+        # asterisks looks like its own mask).
+        digits = "".join(c for c in raw if c in "0123456789")
+        if len(digits) >= 9:
+            assert digits not in str(exc)
     else:
         assert len(normalized) == 12
         assert normalized.startswith(("2547", "2541"))
@@ -257,3 +259,58 @@ def test_validate_amount_property_result_is_always_valid(raw: Decimal) -> None:
 def test_validate_amount_property_floats_always_refused(raw: float) -> None:
     with pytest.raises(InvalidAmountError, match="float"):
         validate_amount(raw, minimum=MIN, maximum=MAX)  # type: ignore[arg-type]
+
+
+@given(
+    national=st.sampled_from(["7", "1"]),
+    rest=st.text(alphabet="0123456789", min_size=8, max_size=8),
+    form=st.sampled_from(["0", "254", "+254"]),
+    cuts=st.lists(st.sampled_from([" ", "-", "  ", " - "]), min_size=13, max_size=13),
+)
+def test_normalize_phone_property_separators_anywhere_are_ignored(
+    national: str, rest: str, form: str, cuts: list[str]
+) -> None:
+    digits = form + national + rest
+    raw = "".join(char + cut for char, cut in zip(digits, cuts, strict=False))
+    assert raw.replace(" ", "").replace("-", "") == digits
+    assert normalize_phone(raw) == "254" + national + rest
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=16))
+def test_normalize_phone_property_wrong_length_names_accepted_forms(
+    digits: str,
+) -> None:
+    valid_lengths = {10: "0", 12: "254"}
+    if valid_lengths.get(len(digits)) and digits.startswith(valid_lengths[len(digits)]):
+        return
+    with pytest.raises(InvalidPhoneError) as caught:
+        normalize_phone(digits)
+    assert "accepted forms" in str(caught.value)
+
+
+@given(
+    whole=st.integers(min_value=10, max_value=149999),
+    cents=st.integers(min_value=1, max_value=99),
+)
+def test_validate_amount_property_cents_refused_by_default_allowed_by_setting(
+    whole: int, cents: int
+) -> None:
+    text = f"{whole}.{cents:02d}"
+    with pytest.raises(InvalidAmountError, match="whole number of shillings"):
+        validate_amount(text, minimum=MIN, maximum=MAX)
+    assert validate_amount(
+        text, minimum=MIN, maximum=MAX, allow_fractional=True
+    ) == Decimal(text)
+
+
+@given(st.decimals(min_value=Decimal("10"), max_value=Decimal("150000"), places=2))
+def test_validate_amount_property_survives_the_xprizo_request_body_exactly(
+    raw: Decimal,
+) -> None:
+    from xprizo.client import _encode_json
+    from xprizo.models import loads_json
+
+    amount = validate_amount(raw, minimum=MIN, maximum=MAX, allow_fractional=True)
+    sent = loads_json(_encode_json({"amount": amount}))["amount"]
+    assert sent == raw
+    assert "e" not in format(amount, "f").lower()

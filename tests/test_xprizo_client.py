@@ -4,7 +4,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from xprizo import (
     XprizoClient,
     XprizoCredentialsError,
     XprizoError,
+    XprizoRateLimitedError,
     XprizoRejectedError,
     XprizoTransientError,
     map_status,
@@ -424,3 +425,55 @@ async def test_repr_hides_the_key() -> None:
     async with _client("http://127.0.0.1:1/api") as xprizo:
         assert API_KEY not in repr(xprizo)
         assert "4242" in repr(xprizo)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "A transaction with this reference already exists",
+        "  a PENDING transaction with this reference   already exists (Ref:abc)\n",
+        '"Error: A transaction with this reference already exists"',
+    ],
+)
+async def test_already_exists_wording_variants_are_adopted_k2(
+    stub_client: XprizoClient, stub: Stub, reason: str
+) -> None:
+    stub.answer("/api/Transaction/MPesaDeposit", 400, reason)
+    created = await stub_client.create_mpesa_deposit(
+        mobile_number=PHONE, amount=Decimal(10), reference="abc"
+    )
+    assert created.already_existed is True
+
+
+async def test_other_400_mentioning_reference_is_still_final(
+    stub_client: XprizoClient, stub: Stub
+) -> None:
+    stub.answer("/api/Transaction/MPesaDeposit", 400, "Invalid reference")
+    with pytest.raises(XprizoRejectedError):
+        await stub_client.create_mpesa_deposit(
+            mobile_number=PHONE, amount=Decimal(10), reference="abc"
+        )
+
+
+async def test_429_retry_after_as_http_date_is_seconds_from_now(
+    stub_client: XprizoClient, stub: Stub
+) -> None:
+    from email.utils import format_datetime
+
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    path = f"/api/Transaction/StatusByReference/{ACCOUNT_ID}"
+    stub.answer(path, 429, "", {"Retry-After": format_datetime(when, usegmt=True)})
+    with pytest.raises(XprizoRateLimitedError) as caught:
+        await stub_client.status_by_reference("r")
+    assert caught.value.retry_after is not None
+    assert 25 <= caught.value.retry_after <= 30
+
+
+async def test_429_retry_after_unreadable_is_none(
+    stub_client: XprizoClient, stub: Stub
+) -> None:
+    path = f"/api/Transaction/StatusByReference/{ACCOUNT_ID}"
+    stub.answer(path, 429, "", {"Retry-After": "soon"})
+    with pytest.raises(XprizoRateLimitedError) as caught:
+        await stub_client.status_by_reference("r")
+    assert caught.value.retry_after is None

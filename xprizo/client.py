@@ -152,7 +152,8 @@ class XprizoClient:
                 reference=reference,
             )
         except XprizoRejectedError as exc:
-            if exc.status_code == 400 and _is_already_exists(exc.reason):
+            # 400 is documented; a 409 with the same sentence means the same thing.
+            if exc.status_code in (400, 409) and _is_already_exists(exc.reason):
                 logger.info(
                     "Xprizo already has a transaction for reference %s, adopting it",
                     reference,
@@ -340,8 +341,9 @@ def _encode(value: Any) -> str:
 
 
 def _is_already_exists(reason: str) -> bool:
-    lowered = reason.strip().lower()
-    return any(lowered.startswith(prefix) for prefix in _ALREADY_EXISTS)
+    # Contained, not a prefix: a gateway or a newer API version may wrap the sentence.
+    lowered = " ".join(reason.lower().split())
+    return any(phrase in lowered for phrase in _ALREADY_EXISTS)
 
 
 def _reason_from_body(response: httpx.Response) -> str:
