@@ -37,6 +37,7 @@ from xprizo.status import map_status
 # the actual calls, so a small slice only makes cancellation arrive sooner.
 HEARTBEAT_SLICE_SECONDS = 2.0
 REJECTED_CREATE_WORDS = frozenset({"rejected", "reject"})
+ZERO = timedelta(0)
 
 
 class DepositActivities:
@@ -121,6 +122,10 @@ class DepositActivities:
         callback makes a check due sooner; a retry after a crash simply starts checking.
         """
         last: StatusCheck | None = None
+        if not request.check_at_once:
+            now = _now()
+            wait = request.policy.next_check_after(now - request.created_at)
+            await _sleep_heartbeating(min(wait, max(request.stop_at - now, ZERO)))
         while True:
             try:
                 last = await self._status_check(

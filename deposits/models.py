@@ -126,6 +126,8 @@ class PollRequest(_Message):
     created_at: AwareDatetime
     policy: DepositPolicy
     stop_at: AwareDatetime
+    # False right after another status check, so the poller waits an interval first.
+    check_at_once: bool = True
 
 
 class CallbackSignal(_Message):

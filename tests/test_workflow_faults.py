@@ -472,3 +472,43 @@ async def test_k8_a_worker_gone_past_the_deadline_still_ends_the_deposit(
         Outcome.NEEDS_REVIEW,
         DecidedBy.DEADLINE,
     )
+
+
+async def test_k3_a_late_approval_after_a_recorded_cancellation_is_reconciled_not_applied(
+    harness,
+):
+    # Invariant 4: Xprizo flips a cancelled deposit to Active later and calls back.
+    # The closed deposit is re-verified; the ledger keeps "cancelled" and gains a
+    # reconciliation item for a person, never a silent overwrite.
+    reference, handle = await scripted(harness, "k3flip", scenario="cancel", delay=0.2)
+    assert (await handle.result()).outcome == Outcome.CANCELLED
+
+    httpx.post(
+        f"{harness.simulator.url}/_sim/transactions/{reference}/decide",
+        json={"status": "Active", "callback": True},
+    ).raise_for_status()
+
+    for _ in range(100):
+        items = [
+            i for i in harness.ledger.reconciliation_items() if i.reference == reference
+        ]
+        if items:
+            break
+        await asyncio.sleep(0.1)
+    assert [(i.recorded_outcome, i.conflicting_outcome) for i in items] == [
+        ("cancelled", "approved")
+    ]
+    assert harness.ledger.outcome(reference).outcome == "cancelled"
+
+
+async def test_k2_a_late_duplicate_of_the_deciding_callback_starts_no_reconciliation(
+    harness,
+):
+    reference, handle = await scripted(harness, "k2late", scenario="approve", delay=0.2)
+    await handle.result()
+
+    response = await post_callback(harness, accepted_callback(reference))
+
+    assert response.status_code == 200
+    with pytest.raises(RPCError):
+        await harness.temporal.get_workflow_handle(f"reconcile-{reference}").describe()

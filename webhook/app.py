@@ -24,7 +24,8 @@ from starlette.requests import ClientDisconnect
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from deposits.models import CallbackSignal
+from deposits.models import CallbackSignal, Outcome
+from deposits.reconciliation import request_reconciliation
 from deposits.settings import Settings
 from ledger import Ledger
 from workflows import DepositWorkflow
@@ -38,6 +39,8 @@ CALLBACK_PATH = "/xprizo/callback/{token}"
 # holds only the callbacks that can change something.
 UNSIGNALLED_TYPES = frozenset({0, 1})
 DECISIVE_TYPES = frozenset({2, 3, 4})
+# What a decisive callback claims; only Xprizo's status endpoint can confirm it.
+CLAIMED_OUTCOMES = {2: Outcome.APPROVED, 3: Outcome.CANCELLED, 4: Outcome.CANCELLED}
 # A reference this product could have issued (the start request's own rule); anything
 # else cannot name one of our deposits and must not reach a workflow id.
 REFERENCE_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -290,6 +293,18 @@ def create_app(settings: Settings, temporal: Client, ledger: Ledger) -> FastAPI:
                 callback.status,
                 reference,
             )
+            try:
+                await reverify_if_conflicting(reference, callback)
+            except Exception as err:
+                log.error(
+                    "callback for %s: re-verification could not be started: %s",
+                    reference,
+                    type(err).__name__,
+                )
+                return JSONResponse(
+                    {"detail": "callback could not be delivered, retry later"},
+                    status_code=503,
+                )
             return answer(recorded, 200, SUCCESS)
         except Exception as err:  # a broken connection is as unknown as an RPC error
             log.error(
@@ -310,6 +325,31 @@ def create_app(settings: Settings, temporal: Client, ledger: Ledger) -> FastAPI:
         )
         recorded = await keep(raw, CallbackResult.SIGNALLED, callback, reference)
         return answer(recorded, 200, SUCCESS)
+
+    async def reverify_if_conflicting(reference: str, callback: Callback) -> None:
+        """A closed deposit whose callback claims another outcome is checked again.
+
+        The callback is only a claim: the reconcile workflow asks Xprizo's status and
+        keeps a confirmed conflict as a reconciliation item; nothing is overwritten.
+        """
+        claimed = CLAIMED_OUTCOMES.get(callback.status_type)
+        row = await asyncio.to_thread(ledger.outcome, reference)
+        if claimed is None or row is None or row.outcome == claimed:
+            return
+        if claimed == Outcome.CANCELLED and row.outcome == Outcome.REJECTED:
+            return
+        log.warning(
+            "callback %s for %s conflicts with the recorded %s: re-verifying",
+            callback.status,
+            reference,
+            row.outcome,
+        )
+        await request_reconciliation(
+            temporal,
+            settings.task_queue,
+            reference,
+            f"a late {callback.status or 'decisive'} callback",
+        )
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:

@@ -267,12 +267,14 @@ class DepositWorkflow:
             pass
 
         poller: workflow.ActivityHandle[StatusCheck] | None = None
+        checked: StatusCheck | None = None
         while True:
             if not self._triggers:
                 if workflow.now() >= deadline_at:
                     break
                 if poller is None:
-                    poller = self._start_poller(created)
+                    # Right after a status check the poller waits an interval first.
+                    poller = self._start_poller(created, check_at_once=checked is None)
                 await workflow.wait_condition(
                     lambda: poller.done() or bool(self._triggers)
                 )
@@ -291,9 +293,9 @@ class DepositWorkflow:
                     # its next heartbeat.
                     poller.cancel()
                     poller = None
-                check = await self._check_status(f"status check after {decided_by}")
-                if check is not None and check.verdict != Verdict.PENDING:
-                    return check, decided_by
+                checked = await self._check_status(f"status check after {decided_by}")
+                if checked is not None and checked.verdict != Verdict.PENDING:
+                    return checked, decided_by
 
         final = await self._check_status("last status check at the deadline")
         return final, DecidedBy.DEADLINE
@@ -304,7 +306,7 @@ class DepositWorkflow:
         return DecidedBy.CALLBACK if callback else DecidedBy.RECHECK
 
     def _start_poller(
-        self, created: CreateResult
+        self, created: CreateResult, *, check_at_once: bool
     ) -> workflow.ActivityHandle[StatusCheck]:
         deadline_at = self._state.deadline_at
         assert deadline_at is not None
@@ -316,6 +318,7 @@ class DepositWorkflow:
                 created_at=created.created_at,
                 policy=self._request.policy,
                 stop_at=deadline_at,
+                check_at_once=check_at_once,
             ),
             schedule_to_close_timeout=deadline_at
             - workflow.now()
