@@ -1,4 +1,4 @@
-"""The deposit's activities: create at Xprizo, check its status, poll, record the outcome.
+"""The deposit's activities: create at Xprizo, check the status, poll, record outcomes.
 
 Retry classes: Xprizo's transient errors (5xx, 429, timeouts, lost connections) are
 raised so Temporal retries them; a final refusal is an answer, returned, not raised;
@@ -118,7 +118,7 @@ class DepositActivities:
     async def poll_until_decided(self, request: PollRequest) -> StatusCheck:
         """Check the status on the policy's schedule until Xprizo decides or time is up.
 
-        Returns a pending check when ``stop_at`` passes. Cancelled by the workflow when a
+        Returns a pending check when ``stop_at`` passes. Cancelled by the workflow when
         callback makes a check due sooner; a retry after a crash simply starts checking.
         """
         last: StatusCheck | None = None
@@ -175,7 +175,7 @@ class DepositActivities:
     async def reconcile_closed_deposit(
         self, request: ReconcileRequest
     ) -> ReconcileResult:
-        """Check a closed deposit's status again; a conflict becomes a reconciliation item.
+        """Check a closed deposit's status again; a conflict becomes a reconciliation.
 
         Never changes the recorded outcome: the ledger keeps the conflicting fact
         beside it for a person to settle.
@@ -183,7 +183,7 @@ class DepositActivities:
         row = await asyncio.to_thread(self._ledger.outcome, request.reference)
         if row is None:
             activity.logger.info(
-                "deposit %s: %s for a reference the ledger does not know, nothing to do",
+                "deposit %s: %s for a reference the ledger does not know",
                 request.reference,
                 request.trigger,
             )

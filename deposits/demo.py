@@ -1,4 +1,4 @@
-"""The main job: the embedded stack runs one deposit per kind of outcome and checks each."""
+"""The main job: the embedded stack runs a deposit per kind of outcome, checks each."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ async def _run_one(
 
 
 async def _outcome(handle) -> DepositState:
-    """The state once an outcome is recorded; needs_review stays open for an operator."""
+    """The state once an outcome is recorded; needs_review stays open for operators."""
     while True:
         state = await handle.query(DepositWorkflow.state)
         if state.outcome is not None:

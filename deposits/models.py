@@ -54,7 +54,7 @@ class _Message(BaseModel):
 
 
 class PollStep(_Message):
-    """Check every ``every`` until ``until`` has passed since the deposit was created."""
+    """Check every ``every`` until ``until`` has passed since the deposit's create."""
 
     until: timedelta
     every: timedelta

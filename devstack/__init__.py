@@ -1,4 +1,4 @@
-"""The embedded local stack: Temporal dev server, simulator, webhook receiver, worker."""
+"""The embedded local stack: dev server, simulator, webhook receiver, worker."""
 
 from devstack.stack import LocalStack, StackPorts, free_port
 

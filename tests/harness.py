@@ -72,7 +72,7 @@ class DepositHarness:
         )
 
     def sim_requests(self, reference: str, path_part: str) -> list[dict[str, Any]]:
-        """Requests the simulator received for a reference on paths containing a part."""
+        """Requests the simulator got for a reference on paths containing a part."""
         response = httpx.get(self.simulator.url + "/_sim/requests")
         response.raise_for_status()
         return [

@@ -344,7 +344,7 @@ async def test_k7_a_value_mismatch_is_needs_review_with_both_values(harness, kno
     assert mismatch.reported in ("99", "USD")
 
 
-# K8: lifecycle mismatches --------------------------------------------------------------
+# K8: lifecycle mismatches ---------------------------------------------------------
 
 
 async def test_k8_a_callback_for_a_closed_deposit_is_answered_200_and_kept(harness):
@@ -365,7 +365,7 @@ async def test_k8_recheck_is_refused_on_a_finished_deposit(harness):
         await handle.execute_update(DepositWorkflow.recheck_now)
 
 
-# Operator updates ----------------------------------------------------------------------
+# Operator updates -----------------------------------------------------------------
 
 
 async def test_operator_recheck_checks_the_status_now(dev_env, tmp_path):
@@ -474,7 +474,7 @@ async def test_k8_a_worker_gone_past_the_deadline_still_ends_the_deposit(
     )
 
 
-async def test_k3_a_late_approval_after_a_recorded_cancellation_is_reconciled_not_applied(
+async def test_k3_a_late_approval_after_a_cancellation_is_reconciled_not_applied(
     harness,
 ):
     # Invariant 4: Xprizo flips a cancelled deposit to Active later and calls back.

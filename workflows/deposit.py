@@ -1,4 +1,4 @@
-"""The deposit workflow: create at Xprizo, wait for a callback or poll, record the outcome.
+"""The deposit workflow: create at Xprizo, await a callback or poll, record the outcome.
 
 Determinism: every side effect happens in an activity; the workflow only decides. The
 Xprizo calls and the ledger writes are local activities (one history event each), and
@@ -250,7 +250,7 @@ class DepositWorkflow:
     async def _wait_for_verdict(
         self, created: CreateResult
     ) -> tuple[StatusCheck | None, DecidedBy]:
-        """Wait for callbacks and poll as a fallback until Xprizo decides or time is up."""
+        """Await callbacks, polling as a fallback, till Xprizo decides or time is up."""
         self._set_status(DepositStatus.PENDING, "waiting for Xprizo's callback")
         policy = self._request.policy
         deadline_at = self._state.deadline_at
@@ -275,8 +275,10 @@ class DepositWorkflow:
                 if poller is None:
                     # Right after a status check the poller waits an interval first.
                     poller = self._start_poller(created, check_at_once=checked is None)
+                running = poller
                 await workflow.wait_condition(
-                    lambda: poller.done() or bool(self._triggers)
+                    # Awaited within this iteration, so binding late is harmless.
+                    lambda: running.done() or bool(self._triggers)  # noqa: B023
                 )
             if poller is not None and poller.done():
                 check = await self._poller_result(poller)
@@ -397,7 +399,7 @@ class DepositWorkflow:
     def _judge(
         self, check: StatusCheck | None
     ) -> tuple[Outcome, str | None, list[Mismatch]]:
-        """Turn the deciding status check into an outcome; approval needs values to match."""
+        """The outcome a deciding status check gives; approval needs values to match."""
         if check is None:
             return Outcome.NEEDS_REVIEW, "status unknown at the deadline", []
         if check.verdict == Verdict.CANCELLED:
