@@ -157,7 +157,8 @@ def start(
             reference=reference, amount=amount, phone=phone, description=description
         )
         if wait:
-            return (await started.handle.result()).model_dump_json(indent=2)
+            outcome = await client.wait_for_outcome(reference)
+            return outcome.model_dump_json(indent=2)
         return json.dumps(
             {
                 "reference": reference,

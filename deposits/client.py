@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -290,8 +291,22 @@ class DepositClient:
         )
 
     async def result(self, reference: str) -> DepositResult:
-        """Wait for a deposit's outcome."""
+        """Wait for the deposit's workflow to close with its final outcome.
+
+        A ``needs_review`` deposit stays open until an operator resolves it; to hear
+        about ``needs_review`` as soon as it is recorded, use ``wait_for_outcome``.
+        """
         return await self._handle(reference).result()
+
+    async def wait_for_outcome(
+        self, reference: str, *, poll_every: float = 1.0
+    ) -> DepositView:
+        """Wait until the deposit has an outcome, ``needs_review`` included."""
+        while True:
+            view = await self.view(reference)
+            if view.ended:
+                return view
+            await asyncio.sleep(poll_every)
 
     async def state(self, reference: str) -> DepositState:
         """A deposit's current state from the workflow's query (needs a worker)."""

@@ -12,13 +12,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from deposits.client import DepositClient
-from deposits.models import DecidedBy, DepositState, Outcome
-from devstack import LocalStack
+from deposits.client import DepositClient, DepositView
+from deposits.models import DecidedBy, Outcome
+from devstack import LocalStack, StackPorts
 from ledger import Ledger
 from webhook.server import callback_url
 from worker.main import xprizo_client
-from workflows import DepositWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ DEMO_DEPOSITS = (
 @dataclass(frozen=True)
 class DemoRun:
     deposit: DemoDeposit
-    result: DepositState
+    result: DepositView
     seconds: float
 
     @property
@@ -92,10 +91,17 @@ class DemoRun:
         )
 
 
-def run_demo(*, keep_running: bool = False, data_dir: Path = DATA_DIR) -> int:
+def run_demo(
+    *,
+    keep_running: bool = False,
+    data_dir: Path = DATA_DIR,
+    ports: StackPorts | None = None,
+) -> int:
     """Run the demo; 0 only when every deposit ends as expected."""
     console = Console(width=150)
-    stack = LocalStack(data_dir=data_dir, overrides=DEMO_SETTINGS)
+    stack = LocalStack(
+        data_dir=data_dir, ports=ports or StackPorts(), overrides=DEMO_SETTINGS
+    )
     console.print(f"starting the embedded stack (logs in {data_dir / 'logs'}) ...")
     try:
         stack.start()
@@ -143,17 +149,10 @@ async def _run_one(
         phone=deposit.phone,
         description=deposit.description,
     )
-    state = await _outcome(handle)
-    return DemoRun(deposit, state, time.monotonic() - started)
-
-
-async def _outcome(handle) -> DepositState:
-    """The state once an outcome is recorded; needs_review stays open for operators."""
-    while True:
-        state = await handle.query(DepositWorkflow.state)
-        if state.outcome is not None:
-            return state
-        await asyncio.sleep(0.2)
+    view = await client.wait_for_outcome(
+        handle.id.removeprefix("deposit-"), poll_every=0.2
+    )
+    return DemoRun(deposit, view, time.monotonic() - started)
 
 
 def _print_report(console: Console, stack: LocalStack, runs: list[DemoRun]) -> None:
