@@ -8,13 +8,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deposits.models import DepositPolicy, PollStep
 
 # The embedded defaults point at the local simulator; nothing here reaches a real Xprizo.
 DEFAULT_DATA_DIR = Path("data")
+SIMULATOR_API_KEY = "simulator-api-key"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Settings(BaseSettings):
@@ -32,7 +36,7 @@ class Settings(BaseSettings):
 
     # Xprizo
     xprizo_base_url: str = "http://127.0.0.1:8701/api"
-    xprizo_api_key: SecretStr = SecretStr("simulator-api-key")
+    xprizo_api_key: SecretStr = SecretStr(SIMULATOR_API_KEY)
     xprizo_account_id: int = 1001
     xprizo_status_path: str = "Transaction/StatusByReference"
     xprizo_timeout_seconds: float = 15.0
@@ -65,6 +69,15 @@ class Settings(BaseSettings):
     tracing_otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
     service_name: str = "mpesa-deposits"
 
+    # Payload encryption: base64 of 32 bytes for AES-256-GCM; unset, payloads are plain.
+    payload_codec_key: SecretStr | None = None
+    # The codec endpoint the Temporal UI and CLI decode payloads through (local only).
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8704
+    codec_server_cors_origins: list[str] = Field(
+        default=["http://127.0.0.1:8233", "http://localhost:8233"]
+    )
+
     # Deposit rules
     currency: str = "KES"
     amount_minimum: Decimal = Decimal("1")
@@ -81,6 +94,25 @@ class Settings(BaseSettings):
     poll_interval_after_seconds: float = 300.0
     # How long a needs_review deposit waits open for an operator's resolution.
     review_window_seconds: float = 30 * 24 * 3600.0
+
+    @model_validator(mode="after")
+    def _a_real_xprizo_needs_real_settings(self) -> Settings:
+        """Refuse settings that would send the embedded defaults to a real Xprizo."""
+        url = urlsplit(self.xprizo_base_url.strip())
+        if url.hostname in LOCAL_HOSTS:
+            return self
+        if url.scheme != "https":
+            raise ValueError(
+                f"xprizo_base_url must use https for {url.hostname} (plain http is "
+                "accepted only for the local simulator on 127.0.0.1/localhost)"
+            )
+        if self.xprizo_api_key.get_secret_value() == SIMULATOR_API_KEY:
+            raise ValueError(
+                f"xprizo_api_key is still the simulator's default while "
+                f"xprizo_base_url points at {url.hostname}: set DEPOSITS_XPRIZO_API_KEY "
+                "to the processing profile's key"
+            )
+        return self
 
     def deposit_policy(self) -> DepositPolicy:
         """The waiting rules a new deposit carries for its whole life."""
