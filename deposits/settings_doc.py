@@ -48,6 +48,13 @@ WHAT = {
     "tracing_enabled": "OpenTelemetry tracing through Temporal's plugin",
     "tracing_otlp_endpoint": "OTLP/HTTP traces endpoint, when tracing is on",
     "service_name": "service name on metrics and spans",
+    "payload_codec_key": "base64 of a 32-byte AES-GCM key: Temporal payloads are "
+    "encrypted; unset: plain (secret)",
+    "codec_server_host": "address the payload codec endpoint listens on",
+    "codec_server_port": "port of the payload codec endpoint the Temporal UI and CLI "
+    "decode through",
+    "codec_server_cors_origins": "browser origins (the Temporal UI) allowed to call "
+    "the codec endpoint",
     "currency": "currency of every deposit",
     "amount_minimum": "smallest amount accepted",
     "amount_maximum": "largest amount accepted",

@@ -7,6 +7,7 @@ in the data folder, so a restart on the same file keeps every deposit.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -51,15 +52,21 @@ class StackPorts:
     simulator: int = 8701
     webhook: int = 8702
     api: int = 8703
+    codec: int = 8704
 
     @classmethod
     def random(cls) -> StackPorts:
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(*(free_port() for _ in range(6)))
 
 
 @dataclass
 class LocalStack:
-    """The processes of the embedded stack, sharing one data folder."""
+    """The processes of the embedded stack, sharing one data folder.
+
+    With ``DEPOSITS_PAYLOAD_CODEC_KEY`` among the overrides (or the environment)
+    payloads are encrypted, and the stack also runs the codec endpoint the UI decodes
+    them through.
+    """
 
     data_dir: Path
     ports: StackPorts = field(default_factory=StackPorts)
@@ -75,6 +82,13 @@ class LocalStack:
             "DEPOSITS_WEBHOOK_PORT": str(self.ports.webhook),
             "DEPOSITS_WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{self.ports.webhook}",
             "DEPOSITS_API_PORT": str(self.ports.api),
+            "DEPOSITS_CODEC_SERVER_PORT": str(self.ports.codec),
+            "DEPOSITS_CODEC_SERVER_CORS_ORIGINS": json.dumps(
+                [
+                    f"http://127.0.0.1:{self.ports.ui}",
+                    f"http://localhost:{self.ports.ui}",
+                ]
+            ),
             "DEPOSITS_LEDGER_URL": f"sqlite:///{self.data_dir / 'ledger.sqlite3'}",
         }
         env.update(self.overrides)
@@ -97,11 +111,23 @@ class LocalStack:
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.ui}"
 
+    @property
+    def codec_enabled(self) -> bool:
+        """Whether this stack encrypts payloads (a codec key is set)."""
+        key = self.settings().payload_codec_key
+        return key is not None and bool(key.get_secret_value().strip())
+
+    @property
+    def codec_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.codec}"
+
     def start(self) -> None:
         """Start every process and wait until each one listens."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
         try:
+            if self.codec_enabled:
+                self.start_codec_server()
             self.start_temporal()
             self.start_simulator()
             self.start_webhook()
@@ -123,9 +149,18 @@ class LocalStack:
                 "--ui-disable-news-fetch",
                 "--log-level", "warn",
                 *search_attribute_flags(),
+                *(
+                    ["--ui-codec-endpoint", self.codec_url]
+                    if self.codec_enabled
+                    else []
+                ),
             ],
         )
         _wait_for_port(self.ports.temporal, "Temporal dev server", timeout=60)
+
+    def start_codec_server(self) -> None:
+        self._spawn("codec", [sys.executable, "-m", "worker.codec_server"])
+        _wait_for_port(self.ports.codec, "codec endpoint")
 
     def start_simulator(self) -> None:
         self._spawn("simulator", self._cli("simulator", "--port", str(self.ports.simulator)))
@@ -161,7 +196,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything, the worker first so it drains while Temporal still runs."""
-        for name in ("worker", "api", "webhook", "simulator", "temporal"):
+        for name in ("worker", "api", "webhook", "simulator", "temporal", "codec"):
             self.stop_process(name)
 
     def log_path(self, name: str) -> Path:

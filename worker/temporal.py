@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -9,11 +11,28 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from deposits import search_attributes
 from deposits.settings import Settings
+from worker.codec import EncryptionCodec, parse_key
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The pydantic converter, encrypting payloads when a codec key is set.
+
+    Every client, worker and test environment of one deployment must use the same
+    one: a process without the key cannot read an encrypted deposit.
+    """
+    secret = settings.payload_codec_key
+    if secret is None or not secret.get_secret_value().strip():
+        return pydantic_data_converter
+    key = parse_key(secret.get_secret_value())
+    return dataclasses.replace(
+        pydantic_data_converter, payload_codec=EncryptionCodec(key)
+    )
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
@@ -27,7 +46,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         runtime=runtime,
         plugins=tracing_plugins(settings),
     )
