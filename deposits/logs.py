@@ -114,8 +114,9 @@ def configure(
                 settings.xprizo_api_key.get_secret_value(),
                 settings.webhook_secret.get_secret_value(),
             ]
-            if settings.api_token is not None:
-                secrets.append(settings.api_token.get_secret_value())
+            for optional in (settings.api_token, settings.payload_codec_key):
+                if optional is not None:
+                    secrets.append(optional.get_secret_value())
     redact = Redactor(secrets)
     handler = logging.StreamHandler()
     handler.setFormatter(

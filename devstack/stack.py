@@ -125,6 +125,7 @@ class LocalStack:
         """Start every process and wait until each one listens."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
+        self._check_ports_free()
         try:
             if self.codec_enabled:
                 self.start_codec_server()
@@ -137,17 +138,38 @@ class LocalStack:
             self.stop()
             raise
 
+    def _check_ports_free(self) -> None:
+        """Refuse to start beside another stack: its worker would take our deposits."""
+        busy = [
+            f"{name} {port}"
+            for name, port in vars(self.ports).items()
+            if _port_in_use(port)
+        ]
+        if busy:
+            raise RuntimeError(
+                "ports already in use on 127.0.0.1 (" + ", ".join(busy) + "): is "
+                "another stack running, e.g. `deposits demo --keep-running`? Stop it "
+                "first."
+            )
+
     def start_temporal(self) -> None:
         self._spawn(
             "temporal",
             [
-                str(temporal_cli()), "server", "start-dev",
-                "--ip", "127.0.0.1",
-                "--port", str(self.ports.temporal),
-                "--ui-port", str(self.ports.ui),
-                "--db-filename", str(self.data_dir / "temporal.sqlite3"),
+                str(temporal_cli()),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.temporal),
+                "--ui-port",
+                str(self.ports.ui),
+                "--db-filename",
+                str(self.data_dir / "temporal.sqlite3"),
                 "--ui-disable-news-fetch",
-                "--log-level", "warn",
+                "--log-level",
+                "warn",
                 *search_attribute_flags(),
                 *(
                     ["--ui-codec-endpoint", self.codec_url]
@@ -163,7 +185,9 @@ class LocalStack:
         _wait_for_port(self.ports.codec, "codec endpoint")
 
     def start_simulator(self) -> None:
-        self._spawn("simulator", self._cli("simulator", "--port", str(self.ports.simulator)))
+        self._spawn(
+            "simulator", self._cli("simulator", "--port", str(self.ports.simulator))
+        )
         _wait_for_port(self.ports.simulator, "Xprizo simulator")
 
     def start_webhook(self) -> None:
@@ -181,7 +205,9 @@ class LocalStack:
     def start_worker(self) -> None:
         self._spawn("worker", self._cli("worker"))
 
-    def stop_process(self, name: str, *, kill: bool = False, timeout: float = 30) -> None:
+    def stop_process(
+        self, name: str, *, kill: bool = False, timeout: float = 30
+    ) -> None:
         """Stop one process: SIGTERM to drain (SIGKILL when ``kill``), then wait."""
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
@@ -209,7 +235,10 @@ class LocalStack:
         env = {**os.environ, **self.env}
         with open(self.log_path(name), "ab") as out:
             self.processes[name] = subprocess.Popen(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                argv,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
 
@@ -221,11 +250,17 @@ class LocalStack:
         self.stop()
 
 
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _wait_for_port(port: int, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(
-            ("127.0.0.1", port), timeout=1
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=1),
         ):
             return
         time.sleep(0.1)

@@ -177,12 +177,12 @@ class DepositWorkflow:
     @recheck_now.validator
     def _validate_recheck_now(self) -> None:
         if self._state.status in FINAL_STATUSES:
-            raise ValueError(
+            raise _refusal(
                 f"deposit {self._request.reference} is already {self._state.status}; "
                 "a recheck is only for pending or needs_review deposits"
             )
         if self._state.status == DepositStatus.CREATING:
-            raise ValueError(
+            raise _refusal(
                 f"deposit {self._request.reference} is still being created at Xprizo; "
                 "retry the recheck in a few seconds"
             )
@@ -207,12 +207,12 @@ class DepositWorkflow:
     @resolve.validator
     def _validate_resolve(self, resolution: Resolution) -> None:
         if self._state.status != DepositStatus.NEEDS_REVIEW:
-            raise ValueError(
+            raise _refusal(
                 f"deposit {self._request.reference} is {self._state.status}; only a "
                 "needs_review deposit can be resolved"
             )
         if self._resolution is not None:
-            raise ValueError(
+            raise _refusal(
                 f"deposit {self._request.reference} is already being resolved by "
                 f"{self._resolution.operator}"
             )
@@ -614,6 +614,11 @@ class DepositWorkflow:
             f"{self._state.phone_masked}, {self._state.status_checks} status checks, "
             f"{self._state.callbacks_received} callbacks"
         )
+
+
+def _refusal(message: str) -> ApplicationError:
+    """An update refused by its validator: nothing is written to the history."""
+    return ApplicationError(message, type="UpdateRefused", non_retryable=True)
 
 
 def poll_slack(deadline: timedelta) -> timedelta:
