@@ -19,7 +19,8 @@ def serve(
     app = create_app(
         api_key=api_key, account_id=account_id, callback_delay=callback_delay
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # No access log: SetApprovalWebhook's query string carries the webhook secret.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
 class BackgroundServer:
@@ -28,6 +29,8 @@ class BackgroundServer:
     def __init__(self, app: Any, *, host: str = "127.0.0.1") -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by accepted sockets: no Nagle wait on the client's delayed ACK.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socket.bind((host, 0))
         self.host = host
         self.port: int = self._socket.getsockname()[1]

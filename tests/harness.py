@@ -71,6 +71,25 @@ class DepositHarness:
             reference=reference, amount=amount, phone=PHONE, description=description
         )
 
+    async def ledger_row(self, handle: WorkflowHandle, timeout: float = 30):
+        """The deposit's ledger row once its outcome is recorded (needs_review too).
+
+        Waits on the ledger in real time: no time skipping, and no queries, which can
+        split a workflow task in two and add events that are the test's own.
+        """
+        reference = handle.id.removeprefix("deposit-")
+        for _ in range(int(timeout / 0.1)):
+            row = await asyncio.to_thread(self.ledger.outcome, reference)
+            if row is not None:
+                return row
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no outcome recorded for {reference} within {timeout}s")
+
+    async def outcome_of(self, handle: WorkflowHandle, timeout: float = 30):
+        """The deposit's state once its outcome is recorded."""
+        await self.ledger_row(handle, timeout)
+        return await handle.query(DepositWorkflow.state)
+
     def sim_requests(self, reference: str, path_part: str) -> list[dict[str, Any]]:
         """Requests the simulator got for a reference on paths containing a part."""
         response = httpx.get(self.simulator.url + "/_sim/requests")

@@ -94,11 +94,6 @@ def test_no_log_line_of_any_process_holds_a_phone_number_or_a_secret(demo_run):
         assert leaks(path.read_text(errors="replace")) == [], path.name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the simulator's uvicorn access log prints SetApprovalWebhook's url=, "
-    "which carries the webhook secret (simulator/server.py)",
-)
 def test_the_simulator_log_holds_no_phone_number_or_secret_either(demo_run):
     text = demo_run["stack"].log_path("simulator").read_text(errors="replace")
     assert leaks(text) == []

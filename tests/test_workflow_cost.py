@@ -7,14 +7,11 @@ and the number of status checks depend on the schedule's shape, not on its unit.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from deposits.models import DecidedBy, Outcome
 from tests.harness import running_harness
 from tests.history_tools import assert_no_task_failures, event_names
-from workflows import DepositWorkflow
 
 SCALE = 120
 HOUR = 3600
@@ -32,17 +29,6 @@ def xprizo_checks_in(seconds: float) -> int:
         if t > seconds:
             return checks
         checks += 1
-
-
-async def wait_for_outcome(harness, handle, timeout: float):
-    """Wait on the ledger, not a query: a query can split a workflow task in two and
-    so add events that are the test's, not the deposit's."""
-    reference = handle.id.removeprefix("deposit-")
-    for _ in range(int(timeout / 0.2)):
-        if await asyncio.to_thread(harness.ledger.outcome, reference) is not None:
-            return await handle.query(DepositWorkflow.state)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{handle.id} had no outcome within {timeout}s")
 
 
 async def test_happy_path_costs_at_most_16_events_and_two_xprizo_calls(
@@ -88,7 +74,7 @@ async def test_an_hour_without_callbacks_stays_under_40_events_and_xprizos_pace(
         not_found_grace_seconds=120 / SCALE,
     ) as harness:
         handle = await harness.start("stays pending")
-        state = await wait_for_outcome(harness, handle, timeout=HOUR / SCALE + 30)
+        state = await harness.outcome_of(handle, timeout=HOUR / SCALE + 30)
         events = await assert_no_task_failures(handle)
         checks = harness.sim_requests(state.reference, "StatusByReference")
 
@@ -126,7 +112,7 @@ async def test_other_paths_cost(
         if knobs:
             h.script(reference, **knobs)
         handle = await h.start(description or "scripted", reference=reference)
-        state = await wait_for_outcome(h, handle, timeout=30)
+        state = await h.outcome_of(handle, timeout=30)
         events = await assert_no_task_failures(handle)
         calls = h.sim_requests(reference, "/api/Transaction/")
 

@@ -38,16 +38,6 @@ def new_reference(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex[:10]}"
 
 
-async def outcome_of(harness: DepositHarness, handle, timeout: float = 30):
-    """The state once the ledger holds an outcome (needs_review stays open)."""
-    reference = handle.id.removeprefix("deposit-")
-    for _ in range(int(timeout / 0.1)):
-        if await asyncio.to_thread(harness.ledger.outcome, reference) is not None:
-            return await handle.query(DepositWorkflow.state)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no outcome for {reference} within {timeout}s")
-
-
 async def scripted(harness: DepositHarness, kind: str, **knobs):
     reference = new_reference(kind)
     harness.script(reference, **knobs)
@@ -101,7 +91,7 @@ async def test_k1_without_any_callback_polling_finds_the_cancellation(harness):
     reference, handle = await scripted(
         harness, "k1", scenario="cancel", delay=0.5, no_callbacks=True
     )
-    state = await outcome_of(harness, handle)
+    state = await harness.outcome_of(handle)
     assert (state.outcome, state.decided_by) == (Outcome.CANCELLED, DecidedBy.POLL)
 
 
@@ -211,7 +201,7 @@ async def test_k4_not_found_right_after_create_is_pending_not_cancelled(harness)
         no_callbacks=True,
         not_found_for=1.0,
     )
-    state = await outcome_of(harness, handle)
+    state = await harness.outcome_of(handle)
     assert (state.outcome, state.decided_by) == (Outcome.APPROVED, DecidedBy.POLL)
 
 
@@ -237,7 +227,7 @@ async def test_k5_hold_and_unknown_status_words_never_approve(harness, word):
     reference, handle = await scripted(
         harness, "k5", scenario="pending", pending_status=word
     )
-    state = await outcome_of(harness, handle)
+    state = await harness.outcome_of(handle)
     assert state.outcome == Outcome.NEEDS_REVIEW
     assert state.last_xprizo_status == word
 
@@ -249,7 +239,7 @@ async def test_k5_not_found_after_the_grace_period_is_cancelled(dev_env, tmp_pat
         reference, handle = await scripted(
             harness, "k5nf", scenario="pending", not_found_for=60
         )
-        state = await outcome_of(harness, handle)
+        state = await harness.outcome_of(handle)
         assert state.outcome == Outcome.CANCELLED
         assert state.last_xprizo_status == "NotFound"
 
@@ -308,7 +298,7 @@ async def test_k7_a_forged_approval_while_xprizo_says_pending_never_approves(har
     reference, handle = await scripted(
         harness, "k7", scenario="pending", forge_approval_callback_after=0.2
     )
-    state = await outcome_of(harness, handle)
+    state = await harness.outcome_of(handle)
 
     assert state.outcome == Outcome.NEEDS_REVIEW
     assert state.callbacks_received >= 1
@@ -336,7 +326,7 @@ async def test_k7_a_value_mismatch_is_needs_review_with_both_values(harness, kno
     reference, handle = await scripted(
         harness, "k7m", scenario="approve", delay=0.3, **knobs
     )
-    state = await outcome_of(harness, handle)
+    state = await harness.outcome_of(handle)
 
     assert state.outcome == Outcome.NEEDS_REVIEW
     [mismatch] = state.mismatches
@@ -385,7 +375,7 @@ async def test_operator_resolves_a_needs_review_deposit_once_with_an_audit_row(
     harness,
 ):
     reference, handle = await scripted(harness, "opr", scenario="pending")
-    await outcome_of(harness, handle)
+    await harness.outcome_of(handle)
     premature = Resolution(
         outcome=Outcome.APPROVED, reason="payer sent M-Pesa receipt", operator="ops-1"
     )
@@ -466,7 +456,7 @@ async def test_k8_a_worker_gone_past_the_deadline_still_ends_the_deposit(
 
         await asyncio.sleep(4.0)  # past the deadline and the backstop, no worker at all
         await harness.start_worker()
-        state = await outcome_of(harness, handle, timeout=20)
+        state = await harness.outcome_of(handle, timeout=20)
 
     assert (state.outcome, state.decided_by) == (
         Outcome.NEEDS_REVIEW,

@@ -6,24 +6,13 @@ the activities talk over HTTP on 127.0.0.1.
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 from temporalio.client import WorkflowHandle
 
 from deposits.models import DecidedBy, DepositStatus, Outcome
-from tests.harness import DepositHarness, running_harness
+from tests.harness import running_harness
 from workflows import DepositWorkflow
-
-
-async def wait_for_ledger(harness: DepositHarness, reference: str, timeout: float = 20):
-    """Wait in real time (no time skipping) until the ledger holds the outcome."""
-    for _ in range(int(timeout / 0.1)):
-        row = await asyncio.to_thread(harness.ledger.outcome, reference)
-        if row is not None:
-            return row
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no outcome recorded for {reference} within {timeout}s")
 
 
 async def test_callback_wakes_the_deposit_and_one_status_check_approves_it(
@@ -36,7 +25,7 @@ async def test_callback_wakes_the_deposit_and_one_status_check_approves_it(
     ) as harness:
         handle = await harness.start("Pass", amount="250")
         reference = handle.id.removeprefix("deposit-")
-        row = await wait_for_ledger(harness, reference)
+        row = await harness.ledger_row(handle)
         result = await handle.result()
 
         assert result.outcome == Outcome.APPROVED
@@ -53,7 +42,7 @@ async def test_cancel_callback_ends_the_deposit_cancelled(time_skipping_env, tmp
         time_skipping_env.client, tmp_path, poll_schedule=[(60, 15)]
     ) as harness:
         handle = await harness.start("Cancel")
-        await wait_for_ledger(harness, handle.id.removeprefix("deposit-"))
+        await harness.ledger_row(handle)
         result = await handle.result()
 
         assert (result.outcome, result.decided_by) == (
