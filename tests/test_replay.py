@@ -32,3 +32,30 @@ async def test_recorded_history_replays_deterministically(history_file: Path):
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+async def test_k9_a_deposit_queried_during_its_first_task_still_replays(
+    dev_env, tmp_path
+):
+    # A query landing in the first workflow task splits it in two; replay then runs
+    # init in the second one. Anything init took from workflow.now() would move (the
+    # deadline did), and the deadline path would replay differently: stuck forever.
+    import asyncio
+
+    from tests.harness import running_harness
+
+    overrides = {"poll_schedule": [(60, 1.0)], "deadline_seconds": 4.0}
+    async with running_harness(dev_env.client, tmp_path, **overrides) as harness:
+        handle = await harness.start("stays pending")
+        # Query all along, as `deposits watch` and the API do, until the outcome.
+        while (await handle.query(DepositWorkflow.state)).outcome is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        history = await handle.fetch_history()
+
+    replayer = Replayer(
+        workflows=[DepositWorkflow, ReconcileWorkflow],
+        data_converter=pydantic_data_converter,
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure

@@ -86,15 +86,17 @@ class DepositWorkflow:
 
     @workflow.init
     def __init__(self, request: DepositRequest) -> None:
-        now = workflow.now()
+        # The start event's time, never workflow.now(): a query during the first
+        # workflow task can move where replay runs init, and with it now().
+        started = workflow.info().start_time
         self._request = request
         self._state = DepositState(
             reference=request.reference,
             amount=request.amount,
             currency=request.currency,
             phone_masked=mask_phone(request.phone),
-            started_at=now,
-            deadline_at=now + request.policy.deadline,
+            started_at=started,
+            deadline_at=started + request.policy.deadline,
         )
         self._triggers: list[Trigger] = []
         self._check_attempts = 0
@@ -253,8 +255,6 @@ class DepositWorkflow:
         """Await callbacks, polling as a fallback, till Xprizo decides or time is up."""
         self._set_status(DepositStatus.PENDING, "waiting for Xprizo's callback")
         policy = self._request.policy
-        deadline_at = self._state.deadline_at
-        assert deadline_at is not None
 
         # Before the first scheduled check only a callback can wake the deposit; most
         # deposits end here, with no poller ever started.
@@ -264,14 +264,17 @@ class DepositWorkflow:
                 lambda: bool(self._triggers), timeout=first_wait
             )
         except TimeoutError:
-            pass
+            if first_wait >= policy.deadline:
+                # The deadline came before any check was due: the timer said so.
+                final = await self._check_status("last status check at the deadline")
+                return final, DecidedBy.DEADLINE
 
         poller: workflow.ActivityHandle[StatusCheck] | None = None
         checked: StatusCheck | None = None
+        # No decision here compares workflow.now() with the deadline: the poller's own
+        # return (or its server-side timeout) says the deadline came, as an event.
         while True:
             if not self._triggers:
-                if workflow.now() >= deadline_at:
-                    break
                 if poller is None:
                     # Right after a status check the poller waits an interval first.
                     poller = self._start_poller(created, check_at_once=checked is None)
@@ -285,15 +288,11 @@ class DepositWorkflow:
                 poller = None
                 if check is not None and check.verdict != Verdict.PENDING:
                     return check, DecidedBy.POLL
-                if workflow.now() >= deadline_at:
-                    break
-                continue
+                break
             if self._triggers:
                 decided_by = self._take_triggers()
                 if poller is not None:
-                    # TRY_CANCEL: the workflow goes on at once; the poller stops at
-                    # its next heartbeat.
-                    poller.cancel()
+                    _abandon(poller)
                     poller = None
                 checked = await self._check_status(f"status check after {decided_by}")
                 if checked is not None and checked.verdict != Verdict.PENDING:
@@ -322,8 +321,7 @@ class DepositWorkflow:
                 stop_at=deadline_at,
                 check_at_once=check_at_once,
             ),
-            schedule_to_close_timeout=deadline_at
-            - workflow.now()
+            schedule_to_close_timeout=max(deadline_at - workflow.now(), timedelta(0))
             + poll_slack(self._request.policy.deadline),
             heartbeat_timeout=POLL_HEARTBEAT_TIMEOUT,
             retry_policy=XPRIZO_CALL_RETRY,
@@ -614,6 +612,13 @@ class DepositWorkflow:
             f"{self._state.phone_masked}, {self._state.status_checks} status checks, "
             f"{self._state.callbacks_received} callbacks"
         )
+
+
+def _abandon(poller: workflow.ActivityHandle) -> None:
+    """Cancel the poller without waiting for it (TRY_CANCEL: it stops at its next
+    heartbeat) and collect its end, so no unretrieved exception is logged."""
+    poller.cancel()
+    poller.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 def _refusal(message: str) -> ApplicationError:
