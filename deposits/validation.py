@@ -17,9 +17,10 @@ ACCEPTED_PHONE_FORMS = (
 )
 
 _SEPARATORS = re.compile(r"[\s\-]+")
-_LOCAL = re.compile(r"0([17]\d{8})")
-_INTERNATIONAL = re.compile(r"\+?254([17]\d{8})")
-_PLAIN_DECIMAL = re.compile(r"[+-]?\d+(\.\d+)?")
+# ASCII digits only: \d would also take fullwidth or Arabic-Indic digits.
+_LOCAL = re.compile(r"0([17]\d{8})", re.ASCII)
+_INTERNATIONAL = re.compile(r"\+?254([17]\d{8})", re.ASCII)
+_PLAIN_DECIMAL = re.compile(r"[+-]?\d+(\.\d+)?", re.ASCII)
 _MAX_AMOUNT_TEXT = 40
 _CENT = Decimal("0.01")
 
@@ -69,7 +70,7 @@ def normalize_phone(raw: str) -> str:
     if match is not None:
         return "254" + match.group(1)
     masked = mask_phone(compact)
-    if not re.fullmatch(r"\+?\d+", compact):
+    if not re.fullmatch(r"\+?\d+", compact, re.ASCII):
         problem = (
             "contains characters other than digits, spaces, dashes and a leading +"
         )

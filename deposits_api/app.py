@@ -282,7 +282,10 @@ def create_app(settings: Settings, deposits: DepositClient) -> FastAPI:
         except DepositQueryError as err:
             return _bad_query(err.field, str(err))  # type: ignore[return-value]
         except RPCError as err:
-            if err.status == RPCStatusCode.INVALID_ARGUMENT and page_token:
+            # A forged token comes back INVALID_ARGUMENT, or UNKNOWN from the dev
+            # server's visibility store.
+            bad_token = (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.UNKNOWN)
+            if err.status in bad_token and page_token:
                 return _bad_query(  # type: ignore[return-value]
                     "page_token", "page_token is not a token this API handed out"
                 )

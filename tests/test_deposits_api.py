@@ -320,3 +320,10 @@ async def test_an_unreachable_temporal_gets_503_with_retry_after_k4(api):
 
     assert (read.status_code, listed.status_code, started.status_code) == (503,) * 3
     assert read.headers["retry-after"] == "5"
+
+
+async def test_a_forged_page_token_gets_422_not_a_5xx_k6(api):
+    # Found in review: the dev server's visibility answers UNKNOWN to a made-up token.
+    response = await api.http.get("/deposits", params={"page_token": "AAAA"})
+    assert response.status_code == 422
+    assert "page_token" in response.text

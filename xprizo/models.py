@@ -1,6 +1,7 @@
 """Xprizo's messages as pydantic models, translated once into the project's words."""
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum
@@ -56,6 +57,25 @@ def _optional_int(value: Any) -> int | None:
     return None
 
 
+# Xprizo's ids are 64-bit; a status word is a short word. Anything beyond is junk that
+# must not reach a log line, the ledger's columns or a workflow's history whole.
+MAX_TRANSACTION_ID = 2**63 - 1
+MAX_STATUS_WORD = 32
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def transaction_id_or_none(value: int | None) -> int | None:
+    """A plausible Xprizo transaction id, or None (0, negative and huge ids mean none)."""
+    if value is None or not 0 < value <= MAX_TRANSACTION_ID:
+        return None
+    return value
+
+
+def status_word(value: str) -> str:
+    """A status word made safe to keep: printable ASCII, at most 32 characters."""
+    return _UNPRINTABLE.sub("?", value.strip())[:MAX_STATUS_WORD]
+
+
 class CreatedDeposit(BaseModel):
     """Xprizo's answer to a create: a pending transaction, or one adopted by reference.
 
@@ -81,8 +101,8 @@ class CreatedDeposit(BaseModel):
             raise ValueError("create response has no status")
         value = data.get("value")
         return cls(
-            transaction_id=_optional_int(data.get("key")),
-            status=status.strip(),
+            transaction_id=transaction_id_or_none(_optional_int(data.get("key"))),
+            status=status_word(status),
             status_code=_optional_int(data.get("statusCode")),
             message=None if value is None else str(value),
         )
@@ -109,7 +129,12 @@ class StatusReport(BaseModel):
     @field_validator("transaction_id", mode="before")
     @classmethod
     def _zero_means_none(cls, value: Any) -> Any:
-        return None if value == 0 else value
+        return transaction_id_or_none(_optional_int(value))
+
+    @field_validator("status")
+    @classmethod
+    def _short_word(cls, value: str) -> str:
+        return status_word(value)
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -147,7 +172,10 @@ class CallbackTransaction(BaseModel):
         # because a callback is only a trigger and dropping it would lose the wake-up.
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date is out of range once converted to UTC") from None
 
     @field_validator("amount", mode="before")
     @classmethod
@@ -170,6 +198,11 @@ class Callback(BaseModel):
         default=None, alias="affectedContactIds"
     )
     transaction: CallbackTransaction | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _short_word(cls, value: str | None) -> str | None:
+        return None if value is None else status_word(value)
 
     @classmethod
     def from_json(cls, body: bytes | str) -> "Callback":
