@@ -76,7 +76,7 @@ def demo_run(tmp_path_factory):
             )
         # This process started the deposits through a traced client: send its spans
         # while the receiver still listens.
-        flush_traces()
+        flush_traces(shutdown=True)
         # The stack has stopped: the worker drained and flushed its last spans.
         yield {"stack": stack, "runs": runs, "samples": samples, "spans": otlp.spans()}
 

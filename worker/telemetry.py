@@ -145,8 +145,12 @@ def redacting_exporter(inner, redact):
     return RedactingExporter()
 
 
-def flush_traces() -> None:
-    """Send the spans still buffered; a stopping worker calls it last."""
+def flush_traces(*, shutdown: bool = False) -> None:
+    """Send the spans still buffered; a stopping process calls it last.
+
+    With ``shutdown`` the exporter stops too, so nothing retries against a collector
+    that is gone while the interpreter exits.
+    """
     if _tracing_plugins is None:
         return
     from opentelemetry import trace
@@ -154,6 +158,8 @@ def flush_traces() -> None:
     provider = trace.get_tracer_provider()
     if hasattr(provider, "force_flush"):
         provider.force_flush(timeout_millis=5000)
+    if shutdown and hasattr(provider, "shutdown"):
+        provider.shutdown()
 
 
 def endpoint_label(path: str, base_path: str) -> str:
