@@ -7,7 +7,6 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -15,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deposits.models import DepositPolicy, PollStep
 
-# The embedded defaults point at the local simulator; nothing here reaches a real Xprizo.
+# The embedded defaults point at the local simulator and never reach a real Xprizo.
 DEFAULT_DATA_DIR = Path("data")
 SIMULATOR_API_KEY = "simulator-api-key"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -87,7 +86,7 @@ class Settings(BaseSettings):
     # Waiting for the outcome
     deadline_seconds: float = 3600.0
     not_found_grace_seconds: float = 120.0
-    # Status checks without callbacks: (until this many seconds after create, every N s).
+    # Status checks without callbacks: (until N seconds after create, every M seconds).
     poll_schedule: list[tuple[float, float]] = Field(
         default=[(60, 15), (300, 30), (600, 60)]
     )
@@ -108,9 +107,9 @@ class Settings(BaseSettings):
             )
         if self.xprizo_api_key.get_secret_value() == SIMULATOR_API_KEY:
             raise ValueError(
-                f"xprizo_api_key is still the simulator's default while "
-                f"xprizo_base_url points at {url.hostname}: set DEPOSITS_XPRIZO_API_KEY "
-                "to the processing profile's key"
+                "xprizo_api_key is still the simulator's default while "
+                f"xprizo_base_url points at {url.hostname}: set "
+                "DEPOSITS_XPRIZO_API_KEY to the processing profile's key"
             )
         return self
 

@@ -3,6 +3,8 @@ before it reaches Xprizo, a log line, the ledger's columns or a workflow history
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from deposits.validation import InvalidPhoneError, normalize_phone
@@ -41,8 +43,8 @@ def test_k7_an_implausible_transaction_id_is_no_id(transaction_id):
     "date", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+05:00"]
 )
 def test_k6_a_callback_date_out_of_range_in_utc_is_a_value_error(date):
-    body = (
-        '{"statusType": 2, "transaction": {"reference": "r1", "date": "%s"}}' % date
+    body = json.dumps(
+        {"statusType": 2, "transaction": {"reference": "r1", "date": date}}
     ).encode()
     with pytest.raises(ValueError):
         Callback.from_json(body)

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from urllib.parse import urlsplit
 
-import uvicorn
-
-from deposits.settings import Settings
+from deposits.http_serving import serve_app
+from deposits.settings import LOCAL_HOSTS, Settings
 from ledger import Ledger
 from webhook.app import create_app
 from worker.temporal import connect
 
-log = logging.getLogger(__name__)
-
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MIN_SECRET_LENGTH = 32
 # The secret is one path segment: only characters that never need escaping.
 SECRET_SHAPE = re.compile(r"[A-Za-z0-9_~.-]+")
@@ -93,18 +88,10 @@ async def serve(settings: Settings) -> None:
     ledger = Ledger(settings.ledger_url)
     await asyncio.to_thread(ledger.create_schema)
     app = create_app(settings, temporal, ledger)
-    config = uvicorn.Config(
+    await serve_app(
         app,
         host=settings.webhook_host,
         port=settings.webhook_port,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
+        what=f"webhook receiver for {redacted_callback_url(settings)}",
     )
-    log.info(
-        "webhook receiver on %s:%s for %s",
-        settings.webhook_host,
-        settings.webhook_port,
-        redacted_callback_url(settings),
-    )
-    await uvicorn.Server(config).serve()
     ledger.close()

@@ -21,7 +21,6 @@ import logging
 import re
 from typing import Any
 
-import uvicorn
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from starlette.applications import Starlette
@@ -32,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payload, Payloads
 
+from deposits.http_serving import serve_app
 from deposits.settings import Settings
 from deposits.validation import mask_phone
 from worker.codec import EncryptionCodec, PayloadDecryptionError, parse_key
@@ -148,20 +148,14 @@ def app_for(settings: Settings) -> Starlette:
 async def serve(settings: Settings) -> None:
     """Serve the codec endpoint until SIGTERM/SIGINT."""
     app = app_for(settings)
-    config = uvicorn.Config(
+    origins = ", ".join(settings.codec_server_cors_origins)
+    await serve_app(
         app,
         host=settings.codec_server_host,
         port=settings.codec_server_port,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
+        what=f"codec endpoint for {origins}",
+        grace_seconds=5,
     )
-    log.info(
-        "codec endpoint on %s:%s for %s",
-        settings.codec_server_host,
-        settings.codec_server_port,
-        ", ".join(settings.codec_server_cors_origins),
-    )
-    await uvicorn.Server(config).serve()
 
 
 def main() -> None:

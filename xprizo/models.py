@@ -65,7 +65,7 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
 def transaction_id_or_none(value: int | None) -> int | None:
-    """A plausible Xprizo transaction id, or None (0, negative and huge ids mean none)."""
+    """A plausible Xprizo transaction id, or None (0, negative, huge: none)."""
     if value is None or not 0 < value <= MAX_TRANSACTION_ID:
         return None
     return value
