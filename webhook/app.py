@@ -24,12 +24,19 @@ from starlette.requests import ClientDisconnect
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from deposits.client import workflow_id
 from deposits.models import CallbackSignal, Outcome
 from deposits.reconciliation import request_reconciliation
 from deposits.settings import Settings
 from ledger import Ledger
 from workflows import DepositWorkflow
-from xprizo.models import Callback
+from xprizo.models import (
+    DECISIVE_CALLBACK_TYPES,
+    MAX_STATUS_WORD,
+    Callback,
+    CallbackType,
+    transaction_id_or_none,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +44,18 @@ SUCCESS = {"status": "success"}
 CALLBACK_PATH = "/xprizo/callback/{token}"
 # Callbacks that carry no decision: recorded, not signalled, so a deposit's history
 # holds only the callbacks that can change something.
-UNSIGNALLED_TYPES = frozenset({0, 1})
-DECISIVE_TYPES = frozenset({2, 3, 4})
+UNSIGNALLED_TYPES = frozenset({CallbackType.NONE, CallbackType.NEW})
 # What a decisive callback claims; only Xprizo's status endpoint can confirm it.
-CLAIMED_OUTCOMES = {2: Outcome.APPROVED, 3: Outcome.CANCELLED, 4: Outcome.CANCELLED}
+CLAIMED_OUTCOMES = {
+    CallbackType.ACCEPTED: Outcome.APPROVED,
+    CallbackType.REJECTED: Outcome.CANCELLED,
+    CallbackType.CANCELLED: Outcome.CANCELLED,
+}
 # A reference this product could have issued (the start request's own rule); anything
 # else cannot name one of our deposits and must not reach a workflow id.
 REFERENCE_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-# The ledger keeps ids and status types as 64/32-bit integers.
-MAX_TRANSACTION_ID = 2**63 - 1
+# The ledger keeps status types as 32-bit integers.
 MAX_STATUS_TYPE = 2**31 - 1
-STATUS_WORD_LIMIT = 32
 
 CALLBACKS = Counter(
     "deposits_webhook_callbacks",
@@ -82,11 +90,6 @@ class BodyTooLarge(Exception):
     def __init__(self, head: bytes) -> None:
         super().__init__("body too large")
         self.head = head
-
-
-def workflow_id(reference: str) -> str:
-    """The deposit workflow's id for a reference."""
-    return f"deposit-{reference}"
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -135,9 +138,7 @@ def callback_reference(callback: Callback) -> str | None:
 def callback_transaction_id(callback: Callback) -> int | None:
     """Xprizo's transaction id; None for 0 (a "new" callback) or an implausible one."""
     transaction = callback.transaction
-    if transaction and transaction.id and 0 < transaction.id <= MAX_TRANSACTION_ID:
-        return transaction.id
-    return None
+    return transaction_id_or_none(transaction.id) if transaction else None
 
 
 def create_app(settings: Settings, temporal: Client, ledger: Ledger) -> FastAPI:
@@ -161,9 +162,7 @@ def create_app(settings: Settings, temporal: Client, ledger: Ledger) -> FastAPI:
     ) -> bool:
         """Record the callback; False when the ledger could not take it."""
         status = (
-            callback.status[:STATUS_WORD_LIMIT]
-            if callback and callback.status
-            else None
+            callback.status[:MAX_STATUS_WORD] if callback and callback.status else None
         )
         try:
             await asyncio.to_thread(
@@ -218,7 +217,7 @@ def create_app(settings: Settings, temporal: Client, ledger: Ledger) -> FastAPI:
             return answer(recorded, 400, {"detail": str(err)})
 
         reference = callback_reference(callback)
-        if callback.status_type not in DECISIVE_TYPES:
+        if callback.status_type not in DECISIVE_CALLBACK_TYPES:
             kind = (
                 CallbackResult.NO_DECISION
                 if callback.status_type in UNSIGNALLED_TYPES

@@ -37,14 +37,12 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
     )
     from deposits.validation import mask_phone
+    from xprizo.models import DECISIVE_CALLBACK_TYPES
 
 # How a failed local activity reaches the workflow: wrapped in an ActivityError, or as
 # the activity's own ApplicationError or timeout. Cancellation is not among them.
 ACTIVITY_FAILURES = (ActivityError, ApplicationError, TemporalTimeoutError)
 
-# Callback status types that say Xprizo reached a decision (2 accepted, 3 rejected,
-# 4 cancelled). "New" (1) and the test call (0) need no status check.
-DECISIVE_CALLBACK_TYPES = frozenset({2, 3, 4})
 MAX_CALLBACKS_KEPT = 20
 FINAL_STATUSES = frozenset(
     {DepositStatus.APPROVED, DepositStatus.CANCELLED, DepositStatus.REJECTED}

@@ -40,6 +40,10 @@ CALLBACK_NEW = CallbackType.NEW
 CALLBACK_ACCEPTED = CallbackType.ACCEPTED
 CALLBACK_REJECTED = CallbackType.REJECTED
 CALLBACK_CANCELLED = CallbackType.CANCELLED
+# The callbacks that say Xprizo decided; "none" (a test call) and "new" decide nothing.
+DECISIVE_CALLBACK_TYPES = frozenset(
+    {CallbackType.ACCEPTED, CallbackType.REJECTED, CallbackType.CANCELLED}
+)
 
 
 def loads_json(body: bytes | str) -> Any:
