@@ -27,6 +27,7 @@ from deposits.models import (
     StatusCheck,
     StatusCheckRequest,
     Verdict,
+    outcomes_agree,
 )
 from deposits.validation import InvalidAmountError, InvalidPhoneError, normalize_phone
 from ledger import Ledger
@@ -197,10 +198,7 @@ class DepositActivities:
             Verdict.APPROVED: Outcome.APPROVED,
             Verdict.CANCELLED: Outcome.CANCELLED,
         }.get(check.verdict)
-        settled_same = verified == recorded or (
-            verified == Outcome.CANCELLED and recorded == Outcome.REJECTED
-        )
-        if verified is None or settled_same:
+        if verified is None or outcomes_agree(verified, recorded):
             return ReconcileResult(
                 reference=request.reference,
                 recorded_outcome=recorded,

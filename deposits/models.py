@@ -26,6 +26,14 @@ class Outcome(StrEnum):
     NEEDS_REVIEW = "needs_review"
 
 
+def outcomes_agree(fact: Outcome, recorded: Outcome) -> bool:
+    """Whether a later fact confirms a recorded outcome; a refused create counts as
+    cancelled, since no money moved either way."""
+    return fact == recorded or (
+        fact == Outcome.CANCELLED and recorded == Outcome.REJECTED
+    )
+
+
 class DepositStatus(StrEnum):
     """Where a deposit is now; the four last ones are its outcomes."""
 

@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from deposits.client import workflow_id
-from deposits.models import CallbackSignal, Outcome
+from deposits.models import CallbackSignal, Outcome, outcomes_agree
 from deposits.reconciliation import request_reconciliation
 from deposits.settings import Settings
 from ledger import Ledger
@@ -333,9 +333,9 @@ def create_app(settings: Settings, temporal: Client, ledger: Ledger) -> FastAPI:
         """
         claimed = CLAIMED_OUTCOMES.get(callback.status_type)
         row = await asyncio.to_thread(ledger.outcome, reference)
-        if claimed is None or row is None or row.outcome == claimed:
+        if claimed is None or row is None:
             return
-        if claimed == Outcome.CANCELLED and row.outcome == Outcome.REJECTED:
+        if outcomes_agree(claimed, Outcome(row.outcome)):
             return
         log.warning(
             "callback %s for %s conflicts with the recorded %s: re-verifying",
